@@ -1,0 +1,105 @@
+"""The environment registry: one id style for single-agent and multi-agent envs.
+
+Single-agent envs are also registered with Gymnasium so `gymnasium.make(id)` works;
+multi-agent (PettingZoo) envs live only here. Registration happens at import time, from
+static lines in `normlab/envs/__init__.py`, never at run time, so every process that
+imports normlab sees the same registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import gymnasium
+
+EnvApi = Literal["gymnasium", "parallel", "aec"]
+
+#: Agent id of the only agent of a single-agent (Gymnasium) env in scenarios and the store.
+SINGLE_AGENT_ID = "agent"
+
+
+class UnknownEnvError(KeyError):
+    """Raised for an env id that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; a user should read plain text
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    id: str
+    entry_point: str
+    api: EnvApi
+    description: str
+
+    def load(self) -> type:
+        module_name, _, attr = self.entry_point.partition(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        """Constructor parameters a scenario may set under `env.params`."""
+        params = inspect.signature(self.load().__init__).parameters
+        return {
+            name: p
+            for name, p in params.items()
+            if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+
+_SPECS: dict[str, EnvSpec] = {}
+
+
+def register(id: str, entry_point: str, api: EnvApi, description: str) -> None:
+    _SPECS[id] = EnvSpec(id=id, entry_point=entry_point, api=api, description=description)
+    if api == "gymnasium" and id not in gymnasium.registry:
+        gymnasium.register(id=id, entry_point=entry_point)
+
+
+def spec(id: str) -> EnvSpec:
+    try:
+        return _SPECS[id]
+    except KeyError:
+        known = ", ".join(sorted(_SPECS)) or "none"
+        raise UnknownEnvError(f"unknown env id {id!r}; known ids: {known}") from None
+
+
+def specs() -> list[EnvSpec]:
+    return sorted(_SPECS.values(), key=lambda s: s.id)
+
+
+def make(id: str, **params: Any) -> Any:
+    """Build an env by id: a Gymnasium `Env` or a PettingZoo `ParallelEnv` / `AECEnv`."""
+    env_spec = spec(id)
+    if env_spec.api == "gymnasium":
+        # disable the passive checker: the official checker runs in tests, not on every step
+        return gymnasium.make(id, disable_env_checker=True, **params)
+    return env_spec.load()(**params)
+
+
+def api_of(env: Any) -> EnvApi:
+    """Which loop an env instance needs."""
+    from pettingzoo import AECEnv, ParallelEnv
+
+    if isinstance(env, gymnasium.Env):
+        return "gymnasium"
+    if isinstance(env, ParallelEnv):
+        return "parallel"
+    if isinstance(env, AECEnv):
+        return "aec"
+    raise TypeError(f"{type(env).__name__} is neither a Gymnasium Env nor a PettingZoo env")
+
+
+def agent_ids_and_action_spaces(env: Any) -> tuple[list[str], dict[str, gymnasium.spaces.Space]]:
+    if api_of(env) == "gymnasium":
+        return [SINGLE_AGENT_ID], {SINGLE_AGENT_ID: env.action_space}
+    return list(env.possible_agents), {a: env.action_space(a) for a in env.possible_agents}
+
+
+def action_meanings(env: Any, agent: str) -> list[str] | None:
+    """Names of discrete actions where the env declares them (for prompts and the human player)."""
+    target = env.unwrapped if api_of(env) == "gymnasium" else env
+    describe = getattr(target, "action_meanings", None)
+    return list(describe(agent)) if callable(describe) else None

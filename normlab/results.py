@@ -1,0 +1,40 @@
+"""Plain values that flow from the runner to the store: one episode's whole record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+def to_jsonable(value: Any) -> Any:
+    """A JSON-ready copy: envs may reuse arrays and dicts between steps, so records copy them."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return repr(value)
+
+
+@dataclass
+class EpisodeResult:
+    """Everything one episode produced. `steps` and `model_calls` are rows of plain values
+    (column name -> value) so the store can insert them in bulk without ORM objects."""
+
+    index: int
+    seed: int
+    steps: list[dict[str, Any]]
+    returns: dict[str, float]
+    metrics: dict[str, Any]
+    started_at: datetime
+    finished_at: datetime
+    model_calls: list[dict[str, Any]] = field(default_factory=list)
+    status: str = "finished"

@@ -1,0 +1,20 @@
+"""The trajectory store: SQLModel tables on SQLite by default, any SQLAlchemy URL otherwise."""
+
+from normlab.store.engine import DEFAULT_URL, STORE_ENV_VAR, StoreError, resolve_url
+from normlab.store.models import RUN_STATUSES, Episode, Grade, ModelCall, Run, Step
+from normlab.store.trajectories import Store, new_run_id
+
+__all__ = [
+    "DEFAULT_URL",
+    "RUN_STATUSES",
+    "STORE_ENV_VAR",
+    "Episode",
+    "Grade",
+    "ModelCall",
+    "Run",
+    "Step",
+    "Store",
+    "StoreError",
+    "new_run_id",
+    "resolve_url",
+]

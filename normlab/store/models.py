@@ -1,0 +1,104 @@
+"""The store's tables. Their names (run, episode, step, model_call, grade) and columns are a
+public interface: users query them with SQL, so change them only with a migration note."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+RUN_STATUSES = ("running", "finished", "interrupted", "failed", "budget_exhausted")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "run"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str
+    scenario_path: str = ""
+    scenario_text: str = Field(sa_column=Column(Text, nullable=False))
+    scenario_hash: str = Field(index=True, max_length=64)
+    config: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    normlab_version: str
+    git_commit: str | None = None
+    status: str = Field(default="running", index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    seed: int
+    episodes_planned: int
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class Episode(SQLModel, table=True):
+    __tablename__ = "episode"
+    __table_args__ = (UniqueConstraint("run_id", "index", name="uq_episode_run_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", index=True, ondelete="CASCADE")
+    index: int
+    seed: int
+    status: str = "finished"
+    returns: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
+    num_steps: int
+    metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    started_at: datetime
+    finished_at: datetime
+
+
+class Step(SQLModel, table=True):
+    __tablename__ = "step"
+    __table_args__ = (Index("ix_step_episode_t", "episode_id", "t"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: int = Field(foreign_key="episode.id", ondelete="CASCADE")
+    t: int
+    agent: str
+    observation: Any = Field(sa_column=Column(JSON))
+    action: Any = Field(sa_column=Column(JSON))
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any] = Field(sa_column=Column(JSON))
+
+
+class ModelCall(SQLModel, table=True):
+    __tablename__ = "model_call"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str | None = Field(default=None, foreign_key="run.id", index=True, ondelete="CASCADE")
+    episode_id: int | None = Field(default=None, foreign_key="episode.id", index=True, ondelete="CASCADE")
+    step_id: int | None = Field(default=None, foreign_key="step.id", index=True, ondelete="SET NULL")
+    t: int | None = None
+    agent: str | None = None
+    model: str
+    request: Any = Field(sa_column=Column(JSON))
+    response: str | None = Field(default=None, sa_column=Column(Text))
+    tool_calls: Any = Field(default=None, sa_column=Column(JSON))
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_s: float = 0.0
+    cost_usd: float = 0.0
+    cache_hit: bool = False
+    cache_key: str | None = Field(default=None, index=True, max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Grade(SQLModel, table=True):
+    __tablename__ = "grade"
+
+    id: int | None = Field(default=None, primary_key=True)
+    episode_id: int = Field(foreign_key="episode.id", index=True, ondelete="CASCADE")
+    grader: str
+    item: str
+    score: float
+    rationale: str | None = Field(default=None, sa_column=Column(Text))
+    evidence: Any = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,185 @@
+"""Reading and writing runs. Episodes are written whole, in one transaction each."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlmodel import Session, SQLModel
+
+from normlab.results import EpisodeResult
+from normlab.store.engine import StoreError, create_store_engine, resolve_url
+from normlab.store.models import Episode, Grade, ModelCall, Run, Step, utcnow
+
+_STEP = Step.__table__
+_EPISODE = Episode.__table__
+_MODEL_CALL = ModelCall.__table__
+
+
+def new_run_id() -> str:
+    return secrets.token_hex(6)
+
+
+class Store:
+    """The trajectory store at one SQLAlchemy URL."""
+
+    def __init__(self, url: str | None = None, engine: Engine | None = None):
+        self.url = resolve_url(url)
+        self.engine = engine or create_store_engine(self.url)
+        try:
+            SQLModel.metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open store {self.url}: {exc.orig}") from None
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open store {self.url}: {exc}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def create_run(self, run: Run) -> str:
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.add(run)
+            session.commit()
+        return run.id
+
+    def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status, "updated_at": utcnow(), "error": error}
+        if status in ("finished", "failed", "budget_exhausted"):
+            values["finished_at"] = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(update(Run.__table__).where(Run.__table__.c.id == run_id).values(**values))
+
+    def get_run(self, run_ref: str) -> Run:
+        """A run by id or by a unique prefix of its id."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            run = session.get(Run, run_ref)
+            if run is None:
+                matches = session.exec(select(Run).where(Run.id.startswith(run_ref)).limit(2)).all()  # type: ignore[attr-defined]
+                matches = [m[0] if isinstance(m, tuple) or hasattr(m, "_mapping") else m for m in matches]
+                if len(matches) == 1:
+                    run = matches[0]
+                elif len(matches) > 1:
+                    raise StoreError(f"run id {run_ref!r} is ambiguous; give more characters")
+            if run is None:
+                raise StoreError(f"no run {run_ref!r} in {self.url} (see `normlab runs ls`)")
+            session.expunge(run)
+            return run
+
+    def list_runs(self, limit: int = 50) -> list[tuple[Run, int]]:
+        """Newest runs first, each with the number of episodes stored."""
+        counts = (
+            select(_EPISODE.c.run_id, func.count().label("n")).group_by(_EPISODE.c.run_id).subquery()
+        )
+        stmt = (
+            select(Run, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.run_id == Run.id)
+            .order_by(Run.created_at.desc())  # type: ignore[attr-defined]
+            .limit(limit)
+        )
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = session.execute(stmt).all()
+            for run, _ in rows:
+                session.expunge(run)
+            return [(run, int(n)) for run, n in rows]
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run and everything under it, children first (works without FK cascades)."""
+        episode_ids = select(_EPISODE.c.id).where(_EPISODE.c.run_id == run_id)
+        step_ids = select(_STEP.c.id).where(_STEP.c.episode_id.in_(episode_ids))
+        with self.engine.begin() as conn:
+            conn.execute(delete(Grade.__table__).where(Grade.__table__.c.episode_id.in_(episode_ids)))
+            conn.execute(
+                delete(_MODEL_CALL).where(
+                    (_MODEL_CALL.c.run_id == run_id) | _MODEL_CALL.c.step_id.in_(step_ids)
+                )
+            )
+            conn.execute(delete(_STEP).where(_STEP.c.episode_id.in_(episode_ids)))
+            conn.execute(delete(_EPISODE).where(_EPISODE.c.run_id == run_id))
+            conn.execute(delete(Run.__table__).where(Run.__table__.c.id == run_id))
+
+    # --- episodes ------------------------------------------------------------------------
+
+    def write_episode(self, run_id: str, result: EpisodeResult) -> int:
+        """Write an episode, its steps and its model calls in one transaction."""
+        with self.engine.begin() as conn:
+            episode_id = conn.execute(
+                insert(_EPISODE).values(
+                    run_id=run_id,
+                    index=result.index,
+                    seed=result.seed,
+                    status=result.status,
+                    returns=result.returns,
+                    num_steps=len({row["t"] for row in result.steps}),
+                    metrics=result.metrics,
+                    started_at=result.started_at,
+                    finished_at=result.finished_at,
+                )
+            ).inserted_primary_key[0]
+            if result.steps:
+                conn.execute(insert(_STEP), [{**row, "episode_id": episode_id} for row in result.steps])
+            if result.model_calls:
+                step_ids = {
+                    (t, agent): sid
+                    for sid, t, agent in conn.execute(
+                        select(_STEP.c.id, _STEP.c.t, _STEP.c.agent).where(_STEP.c.episode_id == episode_id)
+                    )
+                }
+                rows = []
+                for call in result.model_calls:
+                    step_id = step_ids.get((call.get("t"), call.get("agent")))
+                    rows.append({**call, "run_id": run_id, "episode_id": episode_id, "step_id": step_id})
+                conn.execute(insert(_MODEL_CALL), rows)
+        return int(episode_id)
+
+    def finished_indices(self, run_id: str) -> set[int]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(_EPISODE.c.index).where(_EPISODE.c.run_id == run_id)).scalars())
+
+    def episodes(self, run_id: str) -> list[Episode]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = session.exec(select(Episode).where(Episode.run_id == run_id).order_by(Episode.index)).all()  # type: ignore[arg-type]
+            result = [r[0] if hasattr(r, "_mapping") else r for r in rows]
+            for ep in result:
+                session.expunge(ep)
+            return result
+
+    def episode(self, run_id: str, index: int) -> Episode:
+        with Session(self.engine, expire_on_commit=False) as session:
+            row = session.exec(select(Episode).where(Episode.run_id == run_id, Episode.index == index)).first()  # type: ignore[arg-type]
+            if row is None:
+                raise StoreError(f"run {run_id} has no episode {index}")
+            ep = row[0] if hasattr(row, "_mapping") else row
+            session.expunge(ep)
+            return ep
+
+    def steps(self, episode_id: int) -> list[dict[str, Any]]:
+        """Steps of an episode in order, as plain dicts (served by the (episode_id, t) index)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_STEP).where(_STEP.c.episode_id == episode_id).order_by(_STEP.c.t, _STEP.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def model_calls(self, episode_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_MODEL_CALL).where(_MODEL_CALL.c.episode_id == episode_id).order_by(_MODEL_CALL.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def iter_steps(self, run_id: str) -> Iterator[dict[str, Any]]:
+        """Every step of a run with its episode index, episode by episode, t by t."""
+        stmt = (
+            select(_EPISODE.c.index.label("episode"), _STEP)
+            .join(_EPISODE, _EPISODE.c.id == _STEP.c.episode_id)
+            .where(_EPISODE.c.run_id == run_id)
+            .order_by(_EPISODE.c.index, _STEP.c.t, _STEP.c.id)
+        )
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=2000).execute(stmt):
+                yield dict(row._mapping)
