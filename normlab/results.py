@@ -7,6 +7,22 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import orjson
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _fallback(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return repr(value)  # unknown objects are stored as text rather than failing the write
+
+
+def dumps_json(value: Any) -> str:
+    """JSON text of a value that may hold NumPy arrays and scalars (fast: on the step path)."""
+    return orjson.dumps(value, default=_fallback, option=_JSON_OPTIONS).decode()
 
 
 def to_jsonable(value: Any) -> Any:
@@ -27,7 +43,11 @@ def to_jsonable(value: Any) -> Any:
 @dataclass
 class EpisodeResult:
     """Everything one episode produced. `steps` and `model_calls` are rows of plain values
-    (column name -> value) so the store can insert them in bulk without ORM objects."""
+    (column name -> value) so the store can insert them in bulk without ORM objects.
+
+    In step rows, `observation`, `action` and `info` are JSON text, encoded when the step
+    happened: envs may reuse arrays and dicts between steps, and the text is what the store
+    writes, so encoding once at record time is both a snapshot and the cheapest path."""
 
     index: int
     seed: int
@@ -38,3 +58,4 @@ class EpisodeResult:
     finished_at: datetime
     model_calls: list[dict[str, Any]] = field(default_factory=list)
     status: str = "finished"
+    num_steps: int = 0

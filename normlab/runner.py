@@ -19,7 +19,7 @@ from typing import Any
 
 from normlab import __version__, envs
 from normlab.agents import Agent, AgentContext, AgentError, build_agent
-from normlab.results import EpisodeResult, to_jsonable
+from normlab.results import EpisodeResult, dumps_json
 from normlab.scenario import Scenario
 from normlab.seeding import derive_seed
 from normlab.store import Run, Store, new_run_id
@@ -60,23 +60,24 @@ class _Recorder:
 
     def add(self, t: int, agent: str, obs: Any, action: Any, reward: Any, term: Any, trunc: Any, info: Any) -> None:
         reward = float(reward or 0.0)
-        info = to_jsonable(info) if info else {}
         self.rows.append(
             {
                 "t": t,
                 "agent": agent,
-                "observation": to_jsonable(obs),
-                "action": to_jsonable(action),
+                "observation": dumps_json(obs),
+                "action": dumps_json(action),
                 "reward": reward,
                 "terminated": bool(term),
                 "truncated": bool(trunc),
-                "info": info,
+                "info": dumps_json(info or {}),
             }
         )
         self.returns[agent] = self.returns.get(agent, 0.0) + reward
         events = info.get("events") if isinstance(info, dict) else None
         if events:
-            per_agent = self.events_by_agent.setdefault(agent, Counter())
+            per_agent = self.events_by_agent.get(agent)
+            if per_agent is None:
+                per_agent = self.events_by_agent[agent] = Counter()
             for ev in events:
                 kind = str(ev.get("type", "event")) if isinstance(ev, dict) else "event"
                 self.events[kind] += 1
@@ -95,15 +96,25 @@ class _Recorder:
         }
 
 
-async def play_episode(scenario: Scenario, index: int) -> EpisodeResult:
-    """Play one episode of a scenario; needs nothing from any other episode."""
+async def play_episode(scenario: Scenario, index: int, env: Any = None) -> EpisodeResult:
+    """Play one episode of a scenario; needs nothing from any other episode.
+
+    `env` may be an instance left by an earlier episode of the same scenario: reset with the
+    episode's seed puts it in the same state as a new one (the official seed tests check
+    that), and reusing it saves building spaces every episode. Without it, a new env is made
+    and closed here.
+    """
     seed = episode_seed(scenario, index)
     started = utcnow()
-    env = envs.make(scenario.env.id, **scenario.env.params)
+    own_env = env is None
+    if own_env:
+        env = envs.make(scenario.env.id, **scenario.env.params)
     log = EpisodeLog()
     try:
         api = envs.api_of(env)
         agent_ids, action_spaces = envs.agent_ids_and_action_spaces(env)
+        # reset before building agents: some envs draw per-episode action meanings (roles)
+        first = env.reset(seed=seed)
         agents: dict[str, Agent] = {}
         for agent_id in agent_ids:
             context = AgentContext(
@@ -111,15 +122,17 @@ async def play_episode(scenario: Scenario, index: int) -> EpisodeResult:
                 action_space=action_spaces[agent_id],
                 observation_space=env.observation_space if api == "gymnasium" else env.observation_space(agent_id),
                 action_meanings=envs.action_meanings(env, agent_id),
+                rules=envs.rules(env, agent_id),
                 extra={"log": log, "scenario": scenario, "episode_index": index, "episode_seed": seed},
             )
             agents[agent_id] = build_agent(scenario.agents[agent_id], context)
             await agents[agent_id].reset(derive_seed("agent", seed, agent_id))
         recorder = _Recorder()
         loop = {"gymnasium": _play_gymnasium, "parallel": _play_parallel, "aec": _play_aec}[api]
-        await loop(env, agents, seed, scenario.max_steps, recorder, log)
+        await loop(env, agents, first, scenario.max_steps, recorder, log)
     finally:
-        env.close()
+        if own_env:
+            env.close()
     return EpisodeResult(
         index=index,
         seed=seed,
@@ -129,6 +142,7 @@ async def play_episode(scenario: Scenario, index: int) -> EpisodeResult:
         started_at=started,
         finished_at=utcnow(),
         model_calls=log.model_calls,
+        num_steps=recorder.rows[-1]["t"] + 1 if recorder.rows else 0,
     )
 
 
@@ -137,9 +151,9 @@ async def _act(agent: Agent, log: EpisodeLog, t: int, obs: Any, info: Any) -> An
     return await agent.act(obs, info)
 
 
-async def _play_gymnasium(env: Any, agents: dict[str, Agent], seed: int, max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
+async def _play_gymnasium(env: Any, agents: dict[str, Agent], first: Any, max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
     (agent_id, agent), = agents.items()
-    obs, info = env.reset(seed=seed)
+    obs, info = first
     t = 0
     while True:
         action = await _act(agent, log, t, obs, info)
@@ -154,8 +168,8 @@ async def _play_gymnasium(env: Any, agents: dict[str, Agent], seed: int, max_ste
         obs, info = next_obs, next_info
 
 
-async def _play_parallel(env: Any, agents: dict[str, Agent], seed: int, max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
-    observations, infos = env.reset(seed=seed)
+async def _play_parallel(env: Any, agents: dict[str, Agent], first: Any, max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
+    observations, infos = first
     # Scripted agents answer without waiting, so awaiting them in turn is much cheaper than a
     # task each; agents that wait on I/O (models, people) are asked side by side.
     side_by_side = sum(1 for a in agents.values() if getattr(a, "waits_on_io", False)) > 1
@@ -178,8 +192,7 @@ async def _play_parallel(env: Any, agents: dict[str, Agent], seed: int, max_step
             return
 
 
-async def _play_aec(env: Any, agents: dict[str, Agent], seed: int, max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
-    env.reset(seed=seed)
+async def _play_aec(env: Any, agents: dict[str, Agent], first: Any, max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
     t = 0
     for agent_id in env.agent_iter():
         obs, reward, term, trunc, info = env.last()
@@ -241,11 +254,21 @@ async def execute(
     workers = max(1, min(concurrency or scenario.concurrency, scenario.episodes))
 
     async def worker() -> None:
-        for index in pending:  # one shared iterator: each index is taken by exactly one worker
-            result = await play_episode(scenario, index)
-            store.write_episode(run_id, result)
-            if on_episode is not None:
-                on_episode(result)
+        env = None
+        try:
+            for index in pending:  # one shared iterator: each index is taken by exactly one worker
+                if env is None:
+                    env = envs.make(scenario.env.id, **scenario.env.params)
+                result = await play_episode(scenario, index, env)
+                store.write_episode(run_id, result)
+                if on_episode is not None:
+                    on_episode(result)
+                # scripted episodes never wait on anything; yielding here lets other workers
+                # take turns and lets Ctrl-C (a cancellation) in between episodes
+                await asyncio.sleep(0)
+        finally:
+            if env is not None:
+                env.close()
 
     store.set_status(run_id, "running")
     try:

@@ -25,6 +25,7 @@ class AgentContext:
     action_space: spaces.Space
     observation_space: spaces.Space | None = None
     action_meanings: list[str] | None = None
+    rules: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -30,6 +30,8 @@ class HumanAgent:
 
     async def reset(self, seed: int) -> None:
         self.console.rule(f"[bold]New episode[/] ({escape(self.name)})")
+        if self.context.rules:
+            self.console.print(escape(self.context.rules))
 
     def _legal_actions(self) -> str:
         space = self.context.action_space

@@ -9,6 +9,7 @@ from normlab.envs.registry import (
     api_of,
     make,
     register,
+    rules,
     spec,
     specs,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "api_of",
     "make",
     "register",
+    "rules",
     "spec",
     "specs",
 ]

@@ -103,3 +103,10 @@ def action_meanings(env: Any, agent: str) -> list[str] | None:
     target = env.unwrapped if api_of(env) == "gymnasium" else env
     describe = getattr(target, "action_meanings", None)
     return list(describe(agent)) if callable(describe) else None
+
+
+def rules(env: Any, agent: str) -> str | None:
+    """The env's standing rules for an agent, where it states them apart from observations."""
+    target = env.unwrapped if api_of(env) == "gymnasium" else env
+    describe = getattr(target, "rules", None)
+    return str(describe(agent)) if callable(describe) else None

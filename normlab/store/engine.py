@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from normlab.results import dumps_json
 
 DEFAULT_URL = "sqlite:///runs/normlab.db"
 STORE_ENV_VAR = "NORMLAB_STORE"
@@ -27,10 +28,6 @@ def resolve_url(*candidates: str | None) -> str:
     return os.environ.get(STORE_ENV_VAR) or DEFAULT_URL
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def create_store_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -39,7 +36,7 @@ def create_store_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, json_serializer=_dumps, connect_args={"timeout": 30})
+        engine = create_engine(url, json_serializer=dumps_json, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -52,6 +49,6 @@ def create_store_engine(url: str) -> Engine:
 
         return engine
     try:
-        return create_engine(url, json_serializer=_dumps, pool_pre_ping=True)
+        return create_engine(url, json_serializer=dumps_json, pool_pre_ping=True)
     except Exception as exc:  # e.g. a missing driver package for the URL's dialect
         raise StoreError(f"cannot use store {url!r}: {exc}") from None

@@ -28,6 +28,7 @@ class Store:
 
     def __init__(self, url: str | None = None, engine: Engine | None = None):
         self.url = resolve_url(url)
+        self._step_sql: tuple[str, bool] | None = None
         self.engine = engine or create_store_engine(self.url)
         try:
             SQLModel.metadata.create_all(self.engine)
@@ -114,14 +115,14 @@ class Store:
                     seed=result.seed,
                     status=result.status,
                     returns=result.returns,
-                    num_steps=len({row["t"] for row in result.steps}),
+                    num_steps=result.num_steps,
                     metrics=result.metrics,
                     started_at=result.started_at,
                     finished_at=result.finished_at,
                 )
             ).inserted_primary_key[0]
             if result.steps:
-                conn.execute(insert(_STEP), [{**row, "episode_id": episode_id} for row in result.steps])
+                self._insert_steps(conn, episode_id, result.steps)
             if result.model_calls:
                 step_ids = {
                     (t, agent): sid
@@ -135,6 +136,32 @@ class Store:
                     rows.append({**call, "run_id": run_id, "episode_id": episode_id, "step_id": step_id})
                 conn.execute(insert(_MODEL_CALL), rows)
         return int(episode_id)
+
+    def _insert_steps(self, conn: Any, episode_id: int, steps: list[dict[str, Any]]) -> None:
+        """One executemany of pre-encoded rows straight to the driver.
+
+        Steps are the bulk of every run; going around SQLAlchemy's per-value type processing
+        (the JSON columns arrive as JSON text already) is what keeps storing every step cheap.
+        """
+        sql, positional = self._step_insert_sql()
+        if positional:
+            params: list[Any] = [
+                (episode_id, r["t"], r["agent"], r["observation"], r["action"], r["reward"], r["terminated"], r["truncated"], r["info"])
+                for r in steps
+            ]
+        else:
+            params = [{**r, "episode_id": episode_id} for r in steps]
+        conn.exec_driver_sql(sql, params)
+
+    def _step_insert_sql(self) -> tuple[str, bool]:
+        if self._step_sql is None:
+            columns = ["episode_id", "t", "agent", "observation", "action", "reward", "terminated", "truncated", "info"]
+            compiled = insert(_STEP).values({c: None for c in columns}).compile(dialect=self.engine.dialect)
+            if compiled.positional:
+                if list(compiled.positiontup or []) != columns:
+                    raise StoreError(f"unexpected column order for step insert: {compiled.positiontup}")
+            self._step_sql = (str(compiled), bool(compiled.positional))
+        return self._step_sql
 
     def finished_indices(self, run_id: str) -> set[int]:
         with self.engine.connect() as conn:

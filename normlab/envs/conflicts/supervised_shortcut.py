@@ -128,7 +128,9 @@ class SupervisedShortcutEnv(gymnasium.Env):
         self._text = ""
         self._done = True
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
         self._role_index = self._choices[int(self.np_random.integers(len(self._choices)))]
         self._role = role = self.all_roles[self._role_index]

@@ -8,6 +8,8 @@ and the per-round text fragments are built once and the step only slices and joi
 
 from __future__ import annotations
 
+import functools
+
 import math
 from collections.abc import Mapping
 from numbers import Real
@@ -34,10 +36,6 @@ _PROMPT = "Answer 0 to cooperate or 1 to defect."
 def _fmt(x: float) -> str:
     """Points as a person writes them: 3 rather than 3.0, 2.5 as is."""
     return str(int(x)) if x.is_integer() else f"{x:g}"
-
-
-def _fmt_int(x: float) -> str:
-    return str(int(x))
 
 
 def _check_number(name: str, value: Any) -> float:
@@ -91,8 +89,9 @@ class IteratedPrisonersDilemmaEnv(ParallelEnv):
 
         self.possible_agents = list(_AGENTS)
         self.agents: list[str] = []
-        # one space object per agent, so seeding one agent's space leaves the other's alone
-        self.observation_spaces = {a: _observation_space(rounds, history) for a in _AGENTS}
+        # one space object per agent, so seeding one agent's space leaves the other's alone;
+        # cached per (rounds, history, agent) because building Text spaces dominates __init__
+        self.observation_spaces = {a: _observation_space(rounds, history, a) for a in _AGENTS}
         self.action_spaces = {a: spaces.Discrete(2) for a in _AGENTS}
         self.state_space = spaces.MultiDiscrete(np.full((2, rounds), 3))
         self._action_check = spaces.Discrete(2)
@@ -124,7 +123,7 @@ class IteratedPrisonersDilemmaEnv(ParallelEnv):
         )
         self._first_text = f"{self._intro}Round 1 of {rounds} is next. No rounds have been played yet.\n{_PROMPT}"
         # totals of whole-number payoffs stay whole: print them without the float check
-        self._fmt_total = _fmt_int if all(v.is_integer() for v in merged.values()) else _fmt
+        self._whole_points = all(v.is_integer() for v in merged.values())
         self._recent_header = "Last round:\n" if history == 1 else f"Last rounds (up to {history}):\n"
 
         self._np_random: np.random.Generator | None = None
@@ -135,6 +134,7 @@ class IteratedPrisonersDilemmaEnv(ParallelEnv):
         self._own = (np.zeros(history + rounds, dtype=np.int64), np.zeros(history + rounds, dtype=np.int64))
         self._lines: tuple[list[str], list[str]] = ([], [])
         self._totals = [0.0, 0.0]
+        self._flips: list[list[bool]] = []
 
     @property
     def np_random(self) -> np.random.Generator:
@@ -172,6 +172,9 @@ class IteratedPrisonersDilemmaEnv(ParallelEnv):
         self._own[1].fill(0)
         self._lines = ([], [])
         self._totals = [0.0, 0.0]
+        if self.noise > 0.0:
+            # the whole episode's flips in one draw: one generator call per episode, not per round
+            self._flips = (self.np_random.random((self.rounds, 2)) < self.noise).tolist()
         return {a: self._observe(i) for i, a in enumerate(_AGENTS)}, {a: {"events": []} for a in _AGENTS}
 
     def step(
@@ -193,7 +196,7 @@ class IteratedPrisonersDilemmaEnv(ParallelEnv):
         m0 = a0 if a0.__class__ is int and (a0 == 0 or a0 == 1) else self._parse(a0, "player_0", rnd, ev0)
         m1 = a1 if a1.__class__ is int and (a1 == 0 or a1 == 1) else self._parse(a1, "player_1", rnd, ev1)
         if self.noise > 0.0:
-            flip0, flip1 = (self.np_random.random(2) < self.noise).tolist()
+            flip0, flip1 = self._flips[rnd - 1]
             if flip0:
                 m0 = 1 - m0
             if flip1:
@@ -257,17 +260,25 @@ class IteratedPrisonersDilemmaEnv(ParallelEnv):
         if rnd == 0:
             return self._first_text
         recent = "\n".join(self._lines[i][-self.history :])
-        fmt = self._fmt_total
-        totals = f"you {fmt(self._totals[i])}, the other player {fmt(self._totals[1 - i])}."
+        mine, theirs = self._totals[i], self._totals[1 - i]
+        if self._whole_points:
+            totals = f"you {int(mine)}, the other player {int(theirs)}."
+        else:
+            totals = f"you {_fmt(mine)}, the other player {_fmt(theirs)}."
         if rnd >= self.rounds:
             return (
-                f"{self._intro}All {self.rounds} rounds have been played.\n{self._recent_header}{recent}\n"
+                f"All {self.rounds} rounds have been played.\n{self._recent_header}{recent}\n"
                 f"Final totals: {totals}"
             )
         return (
-            f"{self._intro}Round {rnd + 1} of {self.rounds} is next.\n{self._recent_header}{recent}\n"
+            f"Round {rnd + 1} of {self.rounds} is next.\n{self._recent_header}{recent}\n"
             f"Totals so far: {totals}\n{_PROMPT}"
         )
+
+    def rules(self, agent: str | None = None) -> str:
+        """The game's rules. Only the first observation's text repeats them, so every stored
+        step stays short; LLM harnesses put them in the system prompt."""
+        return self._intro.strip()
 
     def render(self) -> str | None:
         if self.render_mode is None:
@@ -293,7 +304,8 @@ class IteratedPrisonersDilemmaEnv(ParallelEnv):
         pass
 
 
-def _observation_space(rounds: int, history: int) -> spaces.Dict:
+@functools.lru_cache(maxsize=256)
+def _observation_space(rounds: int, history: int, agent: str) -> spaces.Dict:
     return spaces.Dict(
         {
             "round": spaces.Discrete(rounds + 1),

@@ -1,0 +1,88 @@
+"""Engine throughput: `normlab run` against a bare PettingZoo loop that stores nothing.
+
+Both play the same scripted IPD games (tit-for-tat against seeded random) in the same
+process; normlab also derives seeds, records every step and writes each episode to a SQLite
+store in one transaction. Prints steps/s of each and their ratio (target: at least 0.5).
+
+    python benchmarks/engine.py                 # 1,000 episodes x 100 rounds
+    python benchmarks/engine.py --episodes 100  # a quicker look
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from normlab.agents.scripted import RandomStrategy, TitForTat
+from normlab.envs.dilemmas.prisoners_dilemma import IteratedPrisonersDilemmaEnv
+from normlab.runner import run_scenario
+from normlab.scenario import parse_scenario
+from normlab.store import Store
+
+SCENARIO = """
+name: engine-benchmark
+env: {{id: normlab/IteratedPrisonersDilemma-v0, params: {{rounds: {rounds}}}}}
+agents:
+  player_0: {{kind: scripted, strategy: tit_for_tat}}
+  player_1: {{kind: scripted, strategy: random, params: {{p: 0.5}}}}
+episodes: {episodes}
+seed: 1
+concurrency: {concurrency}
+"""
+
+
+def bare_loop(episodes: int, rounds: int) -> int:
+    """The same games with direct policy calls, no asyncio, no records, no store."""
+    env = IteratedPrisonersDilemmaEnv(rounds=rounds)
+    steps = 0
+    for episode in range(episodes):
+        tft = TitForTat(env.action_space("player_0"))
+        rnd = RandomStrategy(env.action_space("player_1"), {"p": 0.5})
+        observations, _ = env.reset(seed=episode)
+        tft.start()
+        rnd.start()
+        while env.agents:
+            actions = {"player_0": tft.choose(observations["player_0"]), "player_1": rnd.choose(observations["player_1"])}
+            observations, _, _, _, _ = env.step(actions)
+            steps += 1
+    return steps
+
+
+def normlab_run(episodes: int, rounds: int, concurrency: int, folder: Path) -> tuple[int, Path]:
+    scenario = parse_scenario(SCENARIO.format(episodes=episodes, rounds=rounds, concurrency=concurrency))
+    db = folder / f"bench-{concurrency}.db"
+    store = Store(f"sqlite:///{db}")
+    run_id = run_scenario(scenario, store)
+    steps = sum(ep.num_steps for ep in store.episodes(run_id))
+    store.close()
+    return steps, db
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=1)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        bare_steps = bare_loop(args.episodes, args.rounds)
+        bare_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        steps, db = normlab_run(args.episodes, args.rounds, args.concurrency, Path(tmp))
+        run_s = time.perf_counter() - t0
+        size_mb = db.stat().st_size / 1e6
+
+    bare_rate, run_rate = bare_steps / bare_s, steps / run_s
+    print(f"episodes x rounds       {args.episodes} x {args.rounds} (concurrency {args.concurrency})")
+    print(f"bare PettingZoo loop    {bare_steps:>9,} steps in {bare_s:6.2f} s = {bare_rate:>9,.0f} steps/s (stores nothing)")
+    print(f"normlab run             {steps:>9,} steps in {run_s:6.2f} s = {run_rate:>9,.0f} steps/s (every step stored, {size_mb:.0f} MB)")
+    print(f"ratio normlab / bare    {run_rate / bare_rate:.2f}   (target >= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
