@@ -30,7 +30,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-runs_app = typer.Typer(help="Inspect, export and delete stored runs.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Inspect, export and delete stored runs.\n\nExample: [bold]normlab runs ls[/]", no_args_is_help=True
+)
 app.add_typer(runs_app, name="runs")
 
 out = Console(highlight=False, soft_wrap=True)
@@ -38,7 +40,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 StoreOption = Annotated[
     Optional[str],
-    typer.Option("--store", help="SQLAlchemy URL of the store [default: $NORMLAB_STORE or sqlite:///runs/normlab.db]"),
+    typer.Option("--store", help="SQLAlchemy URL of the store \\[default: $NORMLAB_STORE or sqlite:///runs/normlab.db]"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 
@@ -263,7 +265,7 @@ def list_envs() -> None:
     from normlab import envs
 
     table = Table(title="environments")
-    table.add_column("id")
+    table.add_column("id", no_wrap=True)
     table.add_column("api")
     table.add_column("description")
     for spec in envs.specs():

@@ -237,6 +237,43 @@ def create_run(store: Store, scenario: Scenario) -> str:
     return store.create_run(run)
 
 
+class _EpisodeWriter:
+    """Stores finished episodes on a worker thread, in the order they finish.
+
+    Writing overlaps with playing the next episodes (SQLite does its work without holding
+    the GIL), and at most `limit` finished episodes wait in memory. Each write is still one
+    transaction, so a crash loses only episodes not yet written, never part of one.
+    """
+
+    def __init__(self, store: Store, run_id: str, on_episode: EpisodeCallback | None, limit: int):
+        self.store, self.run_id, self.on_episode = store, run_id, on_episode
+        self.queue: asyncio.Queue[EpisodeResult | None] = asyncio.Queue(limit)
+
+    async def run(self) -> None:
+        done = False
+        while not done:
+            batch = [await self.queue.get()]
+            while not self.queue.empty():  # everything that finished meanwhile: one commit
+                batch.append(self.queue.get_nowait())
+            done = batch[-1] is None
+            results = [r for r in batch if r is not None]
+            if results:
+                await asyncio.to_thread(self.store.write_episodes, self.run_id, results)
+            for result in results:
+                if self.on_episode is not None:
+                    self.on_episode(result)
+
+    def write_waiting(self) -> None:
+        """After a failure or Ctrl-C: store the episodes that finished but were not written."""
+        results = []
+        while not self.queue.empty():
+            result = self.queue.get_nowait()
+            if result is not None:
+                results.append(result)
+        if results:
+            self.store.write_episodes(self.run_id, results)
+
+
 async def execute(
     scenario: Scenario,
     store: Store,
@@ -248,10 +285,11 @@ async def execute(
     """Play the given episodes, writing each to the store as it ends; sets the run's status.
 
     Raises `RunFailed` if an episode fails, and lets cancellation (Ctrl-C) through after
-    marking the run interrupted. Either way every finished episode is already stored.
+    marking the run interrupted. Either way every finished episode is stored.
     """
     pending = iter(sorted(indices))
     workers = max(1, min(concurrency or scenario.concurrency, scenario.episodes))
+    writer = _EpisodeWriter(store, run_id, on_episode, limit=max(16, 2 * workers))
 
     async def worker() -> None:
         env = None
@@ -259,40 +297,53 @@ async def execute(
             for index in pending:  # one shared iterator: each index is taken by exactly one worker
                 if env is None:
                     env = envs.make(scenario.env.id, **scenario.env.params)
-                result = await play_episode(scenario, index, env)
-                store.write_episode(run_id, result)
-                if on_episode is not None:
-                    on_episode(result)
+                await writer.queue.put(await play_episode(scenario, index, env))
                 # scripted episodes never wait on anything; yielding here lets other workers
-                # take turns and lets Ctrl-C (a cancellation) in between episodes
+                # and the writer take turns, and lets Ctrl-C (a cancellation) in
                 await asyncio.sleep(0)
         finally:
             if env is not None:
                 env.close()
 
+    async def play_all() -> None:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(worker())
+        await writer.queue.put(None)
+
     store.set_status(run_id, "running")
     try:
-        await _run_workers(worker, workers)
+        await _run_tasks(writer.run(), play_all())
     except asyncio.CancelledError:
+        writer.write_waiting()
         store.set_status(run_id, "interrupted")
         raise
     except RunFailed as exc:
+        writer.write_waiting()
         store.set_status(run_id, "failed", str(exc))
         raise
     store.set_status(run_id, "finished")
 
 
-async def _run_workers(worker: Callable[[], Any], count: int) -> None:
-    """Run workers until all finish; the first failure cancels the rest and becomes RunFailed."""
+async def _run_tasks(*coroutines: Any) -> None:
+    """Run until all finish; the first failure cancels the rest and becomes RunFailed."""
     try:
         async with asyncio.TaskGroup() as group:
-            for _ in range(count):
-                group.create_task(worker())
+            for coroutine in coroutines:
+                group.create_task(coroutine)
     except* AgentError as group:
-        raise RunFailed("; ".join(str(e) for e in group.exceptions)) from None
+        raise RunFailed("; ".join(str(e) for e in _leaves(group))) from None
     except* Exception as group:
-        first = group.exceptions[0]
+        first = _leaves(group)[0]
         raise RunFailed(f"{type(first).__name__}: {first}") from first
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    """The exceptions inside nested task groups."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
 
 
 def missing_indices(store: Store, run_id: str, episodes: int) -> list[int]:

@@ -179,7 +179,10 @@ def check_semantics(scenario: Scenario) -> list[tuple[Loc, str]]:
     try:
         env = envs.make(scenario.env.id, **scenario.env.params)
     except (ValueError, TypeError) as exc:
-        return [(("env", "params"), str(exc))]
+        message = str(exc)
+        # envs name the parameter first ("noise must be ..."): point at that key when they do
+        named = [k for k in scenario.env.params if message.startswith((f"{k} ", f"{k}:", f"'{k}'", f"`{k}`"))]
+        return [(("env", "params", named[0]) if named else ("env", "params"), message)]
     try:
         agent_ids, action_spaces = envs.agent_ids_and_action_spaces(env)
     finally:
@@ -248,9 +251,14 @@ class _Locator:
                     shown.append(str(part))
                     shown.extend(str(p) for p in loc[i + 1 :])
                     break
-                key_line, key_col = node.lc.key(part)
-                val_line, val_col = node.lc.value(part)
-                line, col = (key_line + 1, key_col + 1) if (at_key and last) else (val_line + 1, val_col + 1)
+                position = (node.lc.data or {}).get(part)
+                if position is None:  # a key merged in with `<<: *anchor`: point at the merging mapping
+                    line, col = node.lc.line + 1, node.lc.col + 1
+                else:
+                    key_line, key_col, val_line, val_col = position
+                    # ruamel places an empty (null) value at the next token, often the next line
+                    use_key = (at_key and last) or node[part] is None
+                    line, col = (key_line + 1, key_col + 1) if use_key else (val_line + 1, val_col + 1)
                 node = node[part]
             elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
                 item_line, item_col = node.lc.item(part)

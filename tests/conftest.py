@@ -39,7 +39,7 @@ def db_rows():
     return _db_rows
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def normlab_exe() -> str:
     """The installed `normlab` console script of this venv (for the few subprocess tests)."""
     exe = Path(sys.executable).with_name("normlab")

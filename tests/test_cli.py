@@ -9,12 +9,12 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from contextlib import closing
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from normlab.cli import app
@@ -53,25 +53,17 @@ def last_line(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def quickstart(tmp_path_factory, normlab_exe_module):
+def quickstart(tmp_path_factory, normlab_exe):
     """scenarios/quickstart.yaml run once through the real console script: (store url, run id)."""
     folder = tmp_path_factory.mktemp("quickstart")
     url = f"sqlite:///{folder}/q.db"
     proc = subprocess.run(
-        [normlab_exe_module, "run", str(QUICKSTART), "--store", url],
+        [normlab_exe, "run", str(QUICKSTART), "--store", url],
         capture_output=True, text=True, timeout=120, cwd=folder,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     return url, last_line(proc.stdout)
-
-
-@pytest.fixture(scope="module")
-def normlab_exe_module() -> str:
-    exe = Path(sys.executable).with_name("normlab")
-    if not exe.exists():
-        pytest.skip("the normlab console script is not installed next to this Python")
-    return str(exe)
 
 
 def small_run(url: str, *extra: str) -> str:
@@ -83,7 +75,10 @@ def small_run(url: str, *extra: str) -> str:
 # --- listing ---------------------------------------------------------------------------------
 
 
-def test_envs_lists_both_ids():
+def test_envs_lists_both_ids(monkeypatch):
+    import normlab.cli
+
+    monkeypatch.setattr(normlab.cli, "out", Console(width=200, highlight=False, soft_wrap=True))
     out = ok("envs")
     assert "normlab/IteratedPrisonersDilemma-v0" in out
     assert "normlab/SupervisedShortcut-v0" in out
@@ -223,9 +218,10 @@ def test_ambiguous_prefix_is_refused(store_url):
     assert json.loads(ok("runs", "show", "abc2", "--store", store_url, "--json"))["id"] == "abc222000000"
 
 
-@pytest.mark.parametrize("ref", ["%", "_", "a%", "ab_"])
+@pytest.mark.parametrize("ref", ["%", "_", "a%", "ab_", ""])
 def test_prefix_is_literal_not_a_sql_pattern(store_url, ref):
-    """`%` and `_` are LIKE wildcards; `normlab runs rm %` must not pick (and delete) a run."""
+    """`%` and `_` are LIKE wildcards; `normlab runs rm %` must not pick (and delete) a run. Nor
+    may an empty id (`normlab runs rm "$ID"` with ID unset) match the only run in the store."""
     db = Store(store_url)
     _make_run(db, "abcdef000000")
     result = invoke("runs", "rm", ref, "--store", store_url)
@@ -372,42 +368,36 @@ def test_unusable_store_is_one_line_exit_2(tmp_path):
 
 
 def test_transcript_prints_markup_literally(store_url):
+    """Observations, actions, events and model text may hold `[red]`-like text; the transcript
+    must show it as written, not as rich styles. Written straight to the store: scripted agents
+    cannot produce such text."""
     db = Store(store_url)
     run_id = _make_run(db, "feedc0ffee00", name="[bold]name[/bold]")
     now = datetime.now(timezone.utc)
-    db.write_episode(
-        run_id,
-        EpisodeResult(
-            index=0,
-            seed=5,
-            steps=[
-                {
-                    "t": 0,
-                    "agent": "player_0",
-                    "observation": {"text": "say [bold]boom[/bold] and [red]x[/red]\\"},
-                    "action": "[blue]defect[/blue]",
-                    "reward": 1.0,
-                    "terminated": True,
-                    "truncated": False,
-                    "info": {"events": [{"type": "[i]ev[/i]"}]},
-                }
-            ],
-            returns={"player_0": 1.0},
-            metrics={},
-            started_at=now,
-            finished_at=now,
-            model_calls=[
-                {
-                    "t": 0,
-                    "agent": "player_0",
-                    "model": "mock/[u]m[/u]",
-                    "request": [{"role": "user", "content": "prompt [green]p[/green]"}],
-                    "response": "answer [bold]1[/bold]",
-                    "created_at": now,
-                }
-            ],
-        ),
+    step = {
+        "t": 0,
+        "agent": "player_0",
+        # step rows carry observation, action and info as JSON text (see EpisodeResult)
+        "observation": json.dumps({"text": "say [bold]boom[/bold] and [red]x[/red]\\"}),
+        "action": json.dumps("[blue]defect[/blue]"),
+        "reward": 1.0,
+        "terminated": True,
+        "truncated": False,
+        "info": json.dumps({"events": [{"type": "[i]ev[/i]"}]}),
+    }
+    call = {
+        "t": 0,
+        "agent": "player_0",
+        "model": "mock/[u]m[/u]",
+        "request": [{"role": "user", "content": "prompt [green]p[/green]"}],
+        "response": "answer [bold]1[/bold]",
+        "created_at": now,
+    }
+    result = EpisodeResult(
+        index=0, seed=5, steps=[step], returns={"player_0": 1.0}, metrics={},
+        started_at=now, finished_at=now, model_calls=[call], num_steps=1,
     )
+    db.write_episode(run_id, result)
     out = ok("runs", "show", run_id, "--store", store_url, "--episode", "0")
     for literal in (
         "say [bold]boom[/bold] and [red]x[/red]\\",

@@ -210,11 +210,11 @@ CASES = [
     ),
     (
         "env-param-rejected-by-env",
-        # the env's own check names no key: the params mapping (line 5, col 5) is reported
+        # the env's message starts with the parameter's name, so its value (line 5, col 12) is reported
         "name: x\nenv:\n  id: normlab/IteratedPrisonersDilemma-v0\n  params:\n    noise: 2\nagents:\n"
         "  player_0: {kind: scripted, strategy: tit_for_tat}\n"
         "  player_1: {kind: scripted, strategy: tit_for_tat}\n",
-        5, 5, "env.params", "noise must be between 0 and 1, got 2.0", True,
+        5, 12, "env.params.noise", "noise must be between 0 and 1, got 2.0", True,
     ),
     (
         "agent-id-not-in-env",
@@ -448,7 +448,7 @@ def test_validate_reports_only_the_bad_file(tmp_path):
     assert stderr.splitlines() == [f"{bad}:7:11: episodes: must be greater than or equal to 1"]
 
 
-def test_validate_writes_no_store(tmp_path, isolated_store, db_rows):
+def test_validate_writes_no_store(tmp_path):
     file = tmp_path / "good.yaml"
     file.write_text(GOOD, encoding="utf-8")
     assert _invoke(["validate", str(file)])[0] == 0

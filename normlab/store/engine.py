@@ -35,7 +35,10 @@ def create_store_engine(url: str) -> Engine:
         raise StoreError(f"not a database URL: {url!r} (e.g. sqlite:///runs/normlab.db)") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder of store {url!r}: {exc}") from None
         engine = create_engine(url, json_serializer=dumps_json, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")

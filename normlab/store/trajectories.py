@@ -57,10 +57,12 @@ class Store:
 
     def get_run(self, run_ref: str) -> Run:
         """A run by id or by a unique prefix of its id."""
+        if not run_ref:
+            raise StoreError("a run id (or a prefix of one) must not be empty")
         with Session(self.engine, expire_on_commit=False) as session:
             run = session.get(Run, run_ref)
             if run is None:
-                matches = session.exec(select(Run).where(Run.id.startswith(run_ref)).limit(2)).all()  # type: ignore[attr-defined]
+                matches = session.exec(select(Run).where(Run.id.startswith(run_ref, autoescape=True)).limit(2)).all()  # type: ignore[attr-defined]
                 matches = [m[0] if isinstance(m, tuple) or hasattr(m, "_mapping") else m for m in matches]
                 if len(matches) == 1:
                     run = matches[0]
@@ -107,34 +109,44 @@ class Store:
 
     def write_episode(self, run_id: str, result: EpisodeResult) -> int:
         """Write an episode, its steps and its model calls in one transaction."""
+        return self.write_episodes(run_id, [result])[0]
+
+    def write_episodes(self, run_id: str, results: list[EpisodeResult]) -> list[int]:
+        """Write finished episodes in one transaction: all of them or none, never part of one.
+
+        Grouping the episodes that finished while the last write ran saves a commit each.
+        """
         with self.engine.begin() as conn:
-            episode_id = conn.execute(
-                insert(_EPISODE).values(
-                    run_id=run_id,
-                    index=result.index,
-                    seed=result.seed,
-                    status=result.status,
-                    returns=result.returns,
-                    num_steps=result.num_steps,
-                    metrics=result.metrics,
-                    started_at=result.started_at,
-                    finished_at=result.finished_at,
+            return [self._write_one(conn, run_id, result) for result in results]
+
+    def _write_one(self, conn: Any, run_id: str, result: EpisodeResult) -> int:
+        episode_id = conn.execute(
+            insert(_EPISODE).values(
+                run_id=run_id,
+                index=result.index,
+                seed=result.seed,
+                status=result.status,
+                returns=result.returns,
+                num_steps=result.num_steps,
+                metrics=result.metrics,
+                started_at=result.started_at,
+                finished_at=result.finished_at,
+            )
+        ).inserted_primary_key[0]
+        if result.steps:
+            self._insert_steps(conn, episode_id, result.steps)
+        if result.model_calls:
+            step_ids = {
+                (t, agent): sid
+                for sid, t, agent in conn.execute(
+                    select(_STEP.c.id, _STEP.c.t, _STEP.c.agent).where(_STEP.c.episode_id == episode_id)
                 )
-            ).inserted_primary_key[0]
-            if result.steps:
-                self._insert_steps(conn, episode_id, result.steps)
-            if result.model_calls:
-                step_ids = {
-                    (t, agent): sid
-                    for sid, t, agent in conn.execute(
-                        select(_STEP.c.id, _STEP.c.t, _STEP.c.agent).where(_STEP.c.episode_id == episode_id)
-                    )
-                }
-                rows = []
-                for call in result.model_calls:
-                    step_id = step_ids.get((call.get("t"), call.get("agent")))
-                    rows.append({**call, "run_id": run_id, "episode_id": episode_id, "step_id": step_id})
-                conn.execute(insert(_MODEL_CALL), rows)
+            }
+            rows = []
+            for call in result.model_calls:
+                step_id = step_ids.get((call.get("t"), call.get("agent")))
+                rows.append({**call, "run_id": run_id, "episode_id": episode_id, "step_id": step_id})
+            conn.execute(insert(_MODEL_CALL), rows)
         return int(episode_id)
 
     def _insert_steps(self, conn: Any, episode_id: int, steps: list[dict[str, Any]]) -> None:
