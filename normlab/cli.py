@@ -153,7 +153,7 @@ def _play(db: Any, run_id: str, scenario: Any, indices: Any, concurrency: int | 
     indices = list(indices)
     with _progress(len(indices), quiet) as on_episode:
         try:
-            runner._run_sync(scenario, db, run_id, indices, concurrency, on_episode)
+            runner.run_sync(scenario, db, run_id, indices, concurrency, on_episode)
         except KeyboardInterrupt:
             err.print(f"\n[yellow]interrupted[/]: finished episodes are stored; continue with `normlab resume {run_id}`")
             raise typer.Exit(130) from None

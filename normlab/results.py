@@ -59,3 +59,4 @@ class EpisodeResult:
     model_calls: list[dict[str, Any]] = field(default_factory=list)
     status: str = "finished"
     num_steps: int = 0
+    agent_state: dict[str, Any] | None = None

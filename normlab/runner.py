@@ -1,10 +1,11 @@
 """The runner: one loop for Gymnasium, PettingZoo Parallel and PettingZoo AEC envs.
 
-An episode is a pure function of (scenario, episode index): its seed is derived from both, it
-builds its own env and agents, and it returns an `EpisodeResult` value that the store writes
-in one transaction. Episodes run as asyncio tasks, `concurrency` at a time; because nothing
-is shared between them, concurrency never changes results, and a resumed run equals an
-uninterrupted one.
+An episode is a pure function of (scenario, episode index) and, for agents that learn across
+episodes, the state the previous episode of its chain exported: its seed is derived from the
+scenario seed and the index, it builds its own agents, and it returns an `EpisodeResult`
+value that the store writes in one transaction. Episodes run as asyncio tasks,
+`concurrency` at a time; nothing else is shared between them, so concurrency never changes
+results, and a resumed run equals an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,30 +29,56 @@ EpisodeCallback = Callable[[EpisodeResult], None]
 
 
 class RunFailed(RuntimeError):
-    """An episode could not finish (an agent gave up, an env raised); finished episodes stay."""
+    """An episode could not finish (an agent gave up, an env or a model failed for good)."""
+
+
+class BudgetStop(RuntimeError):
+    """The run's budget is spent: the run stopped cleanly with status budget_exhausted."""
 
 
 def episode_seed(scenario: Scenario, index: int) -> int:
     return derive_seed("episode", scenario.seed, index)
 
 
-@dataclass
+def carries_state(scenario: Scenario) -> bool:
+    """Whether any agent learns across episodes (then episodes run in ordered chains)."""
+    from normlab.harnesses import HARNESSES
+
+    return any(
+        cfg.kind == "llm" and cfg.harness in HARNESSES and HARNESSES[cfg.harness].carries_state
+        for cfg in scenario.agents.values()
+    )
+
+
+def chain_of(scenario: Scenario, index: int) -> list[int]:
+    """Episodes of the chain that `index` belongs to, in order (episode i is in chain i % chains)."""
+    return list(range(index % scenario.chains, scenario.episodes, scenario.chains))
+
+
 class EpisodeLog:
-    """Episode-scoped sink that agents write model calls to; the runner stamps the turn `t`."""
+    """Episode-scoped sink agents write to: model calls, and notes stored with their step.
+    The runner stamps the turn `t`."""
 
-    t: int = 0
-
-    def __post_init__(self) -> None:
+    def __init__(self) -> None:
+        self.t = 0
         self.model_calls: list[dict[str, Any]] = []
+        self.notes: dict[str, dict[str, Any]] = {}
 
     def record_model_call(self, agent: str, row: dict[str, Any]) -> None:
         self.model_calls.append({**row, "t": self.t, "agent": agent})
+
+    def annotate(self, agent: str, key: str, value: Any) -> None:
+        self.notes.setdefault(agent, {})[key] = value
+
+    def take_notes(self, agent: str) -> dict[str, Any] | None:
+        return self.notes.pop(agent, None) if self.notes else None
 
 
 class _Recorder:
     """Collects step rows, returns and event counts of one episode."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: EpisodeLog) -> None:
+        self.log = log
         self.rows: list[dict[str, Any]] = []
         self.returns: dict[str, float] = {}
         self.events: Counter[str] = Counter()
@@ -60,6 +86,9 @@ class _Recorder:
 
     def add(self, t: int, agent: str, obs: Any, action: Any, reward: Any, term: Any, trunc: Any, info: Any) -> None:
         reward = float(reward or 0.0)
+        notes = self.log.take_notes(agent)
+        if notes:  # what the agent's harness noted (memory shown, re-asks) goes with the step
+            info = {**(info or {}), "harness": notes}
         self.rows.append(
             {
                 "t": t,
@@ -96,13 +125,20 @@ class _Recorder:
         }
 
 
-async def play_episode(scenario: Scenario, index: int, env: Any = None) -> EpisodeResult:
-    """Play one episode of a scenario; needs nothing from any other episode.
+async def play_episode(
+    scenario: Scenario,
+    index: int,
+    env: Any = None,
+    resources: Any = None,
+    carried: dict[str, Any] | None = None,
+) -> EpisodeResult:
+    """Play one episode of a scenario.
 
     `env` may be an instance left by an earlier episode of the same scenario: reset with the
     episode's seed puts it in the same state as a new one (the official seed tests check
-    that), and reusing it saves building spaces every episode. Without it, a new env is made
-    and closed here.
+    that), and reusing it saves building spaces every episode. `resources` are the run's
+    shared model pieces (cache, budget, connection limits); `carried` is the state each
+    agent exported at the end of the previous episode of its chain.
     """
     seed = episode_seed(scenario, index)
     started = utcnow()
@@ -110,6 +146,7 @@ async def play_episode(scenario: Scenario, index: int, env: Any = None) -> Episo
     if own_env:
         env = envs.make(scenario.env.id, **scenario.env.params)
     log = EpisodeLog()
+    recorder = _Recorder(log)
     try:
         api = envs.api_of(env)
         agent_ids, action_spaces = envs.agent_ids_and_action_spaces(env)
@@ -123,16 +160,24 @@ async def play_episode(scenario: Scenario, index: int, env: Any = None) -> Episo
                 observation_space=env.observation_space if api == "gymnasium" else env.observation_space(agent_id),
                 action_meanings=envs.action_meanings(env, agent_id),
                 rules=envs.rules(env, agent_id),
-                extra={"log": log, "scenario": scenario, "episode_index": index, "episode_seed": seed},
+                extra={
+                    "log": log,
+                    "scenario": scenario,
+                    "episode_index": index,
+                    "episode_seed": seed,
+                    "resources": resources,
+                    "env_tools": envs.tools(env, agent_id),
+                    "carried_state": (carried or {}).get(agent_id),
+                },
             )
             agents[agent_id] = build_agent(scenario.agents[agent_id], context)
             await agents[agent_id].reset(derive_seed("agent", seed, agent_id))
-        recorder = _Recorder()
         loop = {"gymnasium": _play_gymnasium, "parallel": _play_parallel, "aec": _play_aec}[api]
         await loop(env, agents, first, scenario.max_steps, recorder, log)
     finally:
         if own_env:
             env.close()
+    exported = {a: agent.export_state() for a, agent in agents.items() if hasattr(agent, "export_state")}
     return EpisodeResult(
         index=index,
         seed=seed,
@@ -143,12 +188,14 @@ async def play_episode(scenario: Scenario, index: int, env: Any = None) -> Episo
         finished_at=utcnow(),
         model_calls=log.model_calls,
         num_steps=recorder.rows[-1]["t"] + 1 if recorder.rows else 0,
+        agent_state={a: s for a, s in exported.items() if s is not None} or None,
     )
 
 
-async def _act(agent: Agent, log: EpisodeLog, t: int, obs: Any, info: Any) -> Any:
-    log.t = t
-    return await agent.act(obs, info)
+def _outcome(agent: Agent, obs: Any, action: Any, reward: Any, info: Any) -> None:
+    observe = getattr(agent, "observe_outcome", None)
+    if observe is not None:
+        observe(obs, action, float(reward or 0.0), info or {})
 
 
 async def _play_gymnasium(env: Any, agents: dict[str, Agent], first: Any, max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
@@ -156,8 +203,10 @@ async def _play_gymnasium(env: Any, agents: dict[str, Agent], first: Any, max_st
     obs, info = first
     t = 0
     while True:
-        action = await _act(agent, log, t, obs, info)
+        log.t = t
+        action = await agent.act(obs, info)
         next_obs, reward, term, trunc, next_info = env.step(action)
+        _outcome(agent, obs, action, reward, next_info)
         rec.add(t, agent_id, obs, action, reward, term, trunc, next_info)
         t += 1
         if term or trunc:
@@ -184,6 +233,7 @@ async def _play_parallel(env: Any, agents: dict[str, Agent], first: Any, max_ste
             actions = {a: await agents[a].act(observations[a], infos.get(a, {})) for a in live}
         next_obs, rewards, terms, truncs, next_infos = env.step(actions)
         for a in live:
+            _outcome(agents[a], observations[a], actions[a], rewards.get(a), next_infos.get(a))
             rec.add(t, a, observations[a], actions[a], rewards.get(a), terms.get(a), truncs.get(a), next_infos.get(a))
         t += 1
         observations, infos = next_obs, next_infos
@@ -194,11 +244,17 @@ async def _play_parallel(env: Any, agents: dict[str, Agent], first: Any, max_ste
 
 async def _play_aec(env: Any, agents: dict[str, Agent], first: Any, max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
     t = 0
+    previous: dict[str, tuple[Any, Any]] = {}  # an agent's reward arrives at its next turn
     for agent_id in env.agent_iter():
         obs, reward, term, trunc, info = env.last()
+        if agent_id in previous:
+            _outcome(agents[agent_id], *previous.pop(agent_id), reward, info)
+        log.t = t
         # a finished agent still gets one turn to collect its last reward; it must pass None
-        action = None if (term or trunc) else await _act(agents[agent_id], log, t, obs, info)
+        action = None if (term or trunc) else await agents[agent_id].act(obs, info)
         env.step(action)
+        if action is not None:
+            previous[agent_id] = (obs, action)
         rec.add(t, agent_id, obs, action, reward, term, trunc, info)
         t += 1
         if max_steps is not None and t >= max_steps and env.agents:
@@ -237,12 +293,24 @@ def create_run(store: Store, scenario: Scenario) -> str:
     return store.create_run(run)
 
 
+def model_resources(scenario: Scenario, store: Store, run_id: str) -> Any:
+    """The run's shared model pieces; the budget counts what earlier sessions of the run spent."""
+    if not any(cfg.kind == "llm" for cfg in scenario.agents.values()):
+        return None
+    from normlab.models import Budget, ModelResources
+
+    budget = Budget(tokens=scenario.budget.tokens, usd=scenario.budget.usd) if scenario.budget else Budget()
+    budget.used_tokens, budget.used_usd = store.usage(run_id)
+    return ModelResources(cache=None if scenario.cache == "off" else store, cache_mode=scenario.cache, budget=budget)
+
+
 class _EpisodeWriter:
     """Stores finished episodes on a worker thread, in the order they finish.
 
-    Writing overlaps with playing the next episodes (SQLite does its work without holding
-    the GIL), and at most `limit` finished episodes wait in memory. Each write is still one
-    transaction, so a crash loses only episodes not yet written, never part of one.
+    Writing does not block the event loop (model calls of other episodes go on meanwhile),
+    episodes that finished during a write go in together with the next commit, and at most
+    `limit` finished episodes wait in memory. Each commit holds whole episodes only, so a
+    crash loses at most the episodes not yet written, never part of one.
     """
 
     def __init__(self, store: Store, run_id: str, on_episode: EpisodeCallback | None, limit: int):
@@ -253,7 +321,7 @@ class _EpisodeWriter:
         done = False
         while not done:
             batch = [await self.queue.get()]
-            while not self.queue.empty():  # everything that finished meanwhile: one commit
+            while not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             done = batch[-1] is None
             results = [r for r in batch if r is not None]
@@ -284,30 +352,45 @@ async def execute(
 ) -> None:
     """Play the given episodes, writing each to the store as it ends; sets the run's status.
 
-    Raises `RunFailed` if an episode fails, and lets cancellation (Ctrl-C) through after
-    marking the run interrupted. Either way every finished episode is stored.
+    Raises `RunFailed` if an episode fails, `BudgetStop` when the budget is spent, and lets
+    cancellation (Ctrl-C) through after marking the run interrupted. Whatever happens,
+    every finished episode is stored.
     """
-    pending = iter(sorted(indices))
-    workers = max(1, min(concurrency or scenario.concurrency, scenario.episodes))
-    writer = _EpisodeWriter(store, run_id, on_episode, limit=max(16, 2 * workers))
+    todo = sorted(indices)
+    resources = model_resources(scenario, store, run_id)
+    width = concurrency or scenario.concurrency
+    writer = _EpisodeWriter(store, run_id, on_episode, limit=max(16, 2 * width))
+
+    if carries_state(scenario):
+        # each chain's episodes run in order, each starting from what the previous exported
+        wanted = set(todo)
+        jobs = [[i for i in chain_of(scenario, c) if i in wanted] for c in range(scenario.chains)]
+        jobs = [job for job in jobs if job]
+    else:
+        jobs = [[i] for i in todo]
+    pending = iter(jobs)
 
     async def worker() -> None:
         env = None
         try:
-            for index in pending:  # one shared iterator: each index is taken by exactly one worker
+            for job in pending:  # one shared iterator: each job is taken by exactly one worker
                 if env is None:
                     env = envs.make(scenario.env.id, **scenario.env.params)
-                await writer.queue.put(await play_episode(scenario, index, env))
-                # scripted episodes never wait on anything; yielding here lets other workers
-                # and the writer take turns, and lets Ctrl-C (a cancellation) in
-                await asyncio.sleep(0)
+                carried = _stored_state(store, run_id, scenario, job[0])
+                for index in job:
+                    result = await play_episode(scenario, index, env, resources, carried)
+                    carried = result.agent_state
+                    await writer.queue.put(result)
+                    # scripted episodes never wait on anything; yielding here lets other
+                    # workers and the writer take turns, and lets Ctrl-C (a cancellation) in
+                    await asyncio.sleep(0)
         finally:
             if env is not None:
                 env.close()
 
     async def play_all() -> None:
         async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
+            for _ in range(max(1, min(width, len(jobs)))):
                 group.create_task(worker())
         await writer.queue.put(None)
 
@@ -318,6 +401,10 @@ async def execute(
         writer.write_waiting()
         store.set_status(run_id, "interrupted")
         raise
+    except BudgetStop as exc:
+        writer.write_waiting()
+        store.set_status(run_id, "budget_exhausted", str(exc))
+        raise
     except RunFailed as exc:
         writer.write_waiting()
         store.set_status(run_id, "failed", str(exc))
@@ -325,14 +412,26 @@ async def execute(
     store.set_status(run_id, "finished")
 
 
+def _stored_state(store: Store, run_id: str, scenario: Scenario, index: int) -> dict[str, Any] | None:
+    """What the previous episode of `index`'s chain exported (when resuming mid-chain)."""
+    previous = index - scenario.chains
+    if previous < 0 or not carries_state(scenario):
+        return None
+    return store.episode(run_id, previous).agent_state
+
+
 async def _run_tasks(*coroutines: Any) -> None:
-    """Run until all finish; the first failure cancels the rest and becomes RunFailed."""
+    """Run until all finish; the first failure cancels the rest and is raised as one error."""
+    from normlab.models.types import BudgetExhausted, ModelError
+
     try:
         async with asyncio.TaskGroup() as group:
             for coroutine in coroutines:
                 group.create_task(coroutine)
-    except* AgentError as group:
-        raise RunFailed("; ".join(str(e) for e in _leaves(group))) from None
+    except* BudgetExhausted as group:
+        raise BudgetStop(str(_leaves(group)[0])) from None
+    except* (AgentError, ModelError) as group:
+        raise RunFailed("; ".join(dict.fromkeys(str(e) for e in _leaves(group)))) from None
     except* Exception as group:
         first = _leaves(group)[0]
         raise RunFailed(f"{type(first).__name__}: {first}") from first
@@ -359,7 +458,7 @@ def run_scenario(
 ) -> str:
     """Create a run and play all its episodes; returns the run id (library entry point)."""
     run_id = create_run(store, scenario)
-    _run_sync(scenario, store, run_id, range(scenario.episodes), concurrency, on_episode)
+    run_sync(scenario, store, run_id, range(scenario.episodes), concurrency, on_episode)
     return run_id
 
 
@@ -375,18 +474,19 @@ def resume_run(
     run = store.get_run(run_id)
     scenario = scenario_from_config(run.config, run.scenario_text, run.scenario_path)
     todo = missing_indices(store, run.id, scenario.episodes)
-    _run_sync(scenario, store, run.id, todo, concurrency, on_episode)
+    run_sync(scenario, store, run.id, todo, concurrency, on_episode)
     return scenario, todo
 
 
-def _run_sync(
+def run_sync(
     scenario: Scenario,
     store: Store,
     run_id: str,
     indices: Iterable[int],
-    concurrency: int | None,
-    on_episode: EpisodeCallback | None,
+    concurrency: int | None = None,
+    on_episode: EpisodeCallback | None = None,
 ) -> None:
+    """Play episodes of a created run from synchronous code; Ctrl-C marks it interrupted."""
     try:
         asyncio.run(execute(scenario, store, run_id, indices, concurrency, on_episode))
     except KeyboardInterrupt:

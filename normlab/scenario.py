@@ -41,19 +41,29 @@ class HumanAgentConfig(StrictModel):
 
 class LLMAgentConfig(StrictModel):
     kind: Literal["llm"]
-    model: str = Field(default="local/smollm2-135m", description="A LiteLLM model string or local/...")
+    model: str = Field(default="local/smollm2-135m", min_length=1, description="A LiteLLM model string, local/<name or .gguf path>, or mock/<name>")
     harness: str = Field(default="direct", description="direct, react, reflective or langchain")
     system_prompt: str | None = None
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=256, ge=1)
-    tools: list[str] = Field(default_factory=list)
-    skills: list[str] = Field(default_factory=list)
+    max_tokens: int = Field(default=128, ge=1)
+    tools: list[str] = Field(default_factory=list, description="LangChain tools as 'module:attribute' (langchain harness)")
+    skills: list[str] = Field(default_factory=list, description="Skill names, SKILL.md paths or package:name")
     skills_mode: Literal["inline", "on_demand"] = "inline"
     memory: int = Field(default=5, ge=0, description="Experience window of the reflective harness")
-    max_retries: int = Field(default=2, ge=0, description="Re-asks on a malformed answer")
-    max_iterations: int = Field(default=8, ge=1, description="Tool-loop bound of the react harness")
-    api_base: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict, description="Extra LiteLLM call arguments")
+    max_reasks: int = Field(default=2, ge=0, description="Re-asks quoting the parse error before an invalid action")
+    max_iterations: int = Field(default=8, ge=1, description="Tool-loop bound of the react and langchain harnesses")
+    constrain: bool = Field(default=True, description="Constrain answers to the action's JSON schema where the model allows")
+    api_base: str | None = Field(default=None, description="Server URL, e.g. for hosted_vllm/ or ollama/")
+    call_retries: int = Field(default=3, ge=0, description="Retries of a failed call (rate limits, timeouts, 5xx)")
+    retry_delay: float = Field(default=0.5, ge=0.0, description="Base of the exponential backoff, seconds")
+    timeout: float = Field(default=120.0, gt=0, description="Seconds before a call times out")
+    max_connections: int = Field(default=8, ge=1, description="Calls to this model in flight at once")
+    params: dict[str, Any] = Field(default_factory=dict, description="Extra LiteLLM call arguments (top_p, mock behaviour...)")
+
+
+class BudgetConfig(StrictModel):
+    tokens: int | None = Field(default=None, ge=1)
+    usd: float | None = Field(default=None, gt=0)
 
 
 AgentConfig = Annotated[
@@ -70,6 +80,9 @@ class Scenario(StrictModel):
     seed: int = Field(default=0, ge=0)
     max_steps: int | None = Field(default=None, ge=1, description="Truncate episodes after this many env steps")
     concurrency: int = Field(default=1, ge=1, le=4096, description="Episodes run side by side")
+    chains: int = Field(default=1, ge=1, description="Independent experience chains when agents carry memory across episodes")
+    cache: Literal["on", "off", "replay"] = Field(default="on", description="Model response cache; replay fails on any call not cached")
+    budget: BudgetConfig | None = Field(default=None, description="Stop the run cleanly when spent")
     store: str | None = Field(default=None, description="SQLAlchemy URL of the trajectory store")
     tags: list[str] = Field(default_factory=list)
 
@@ -196,7 +209,8 @@ def check_semantics(scenario: Scenario) -> list[tuple[Loc, str]]:
         problems.append((("agents",), f"no config for agent(s) {', '.join(missing)} of {env_spec.id}"))
     for agent_id, config in scenario.agents.items():
         if agent_id in action_spaces:
-            for loc, message in agent_registry.check_config(config, action_spaces[agent_id]):
+            base = Path(scenario.source_path).parent if scenario.source_path != "<scenario>" else None
+            for loc, message in agent_registry.check_config(config, action_spaces[agent_id], base):
                 problems.append((("agents", agent_id, *loc), message))
     return problems
 
@@ -302,6 +316,8 @@ def _fields_at(loc: Loc) -> list[str]:
     for part in loc:
         if model is Scenario and part == "env":
             model = EnvConfig
+        elif model is Scenario and part == "budget":
+            model = BudgetConfig
         elif model is Scenario and part == "agents":
             model = "agents"
         elif model == "agents":

@@ -16,7 +16,7 @@ AGENT_KINDS = {
 }
 
 
-def check_config(config: Any, action_space: spaces.Space) -> list[tuple[tuple, str]]:
+def check_config(config: Any, action_space: spaces.Space, base: Any = None) -> list[tuple[tuple, str]]:
     """Problems with an agent config that only show against the env's action space."""
     if config.kind == "scripted":
         cls = STRATEGIES.get(config.strategy)
@@ -30,7 +30,7 @@ def check_config(config: Any, action_space: spaces.Space) -> list[tuple[tuple, s
     if config.kind == "llm":
         from normlab.agents.llm import check_llm_config
 
-        return check_llm_config(config, action_space)
+        return check_llm_config(config, action_space, base)
     return []
 
 

@@ -1,15 +1,125 @@
-"""LLM agents: a model reached through a harness."""
+"""LLM agents: a model (through the model client) driven by a harness, with skills and tools."""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 from gymnasium import spaces
 
+from normlab.agents.base import AgentContext
+from normlab.harnesses import HARNESSES, HarnessContext
+from normlab.harnesses.skills import SkillError, load_skill
 
-def check_llm_config(config: Any, action_space: spaces.Space) -> list[tuple[tuple, str]]:
-    return [(("kind",), "LLM agents need normlab's model layer, which this version does not have yet")]
+
+def check_llm_config(config: Any, action_space: spaces.Space, base: Path | None = None) -> list[tuple[tuple, str]]:
+    problems: list[tuple[tuple, str]] = []
+    info = HARNESSES.get(config.harness)
+    if info is None:
+        return [(("harness",), f"must be one of {', '.join(HARNESSES)}")]
+    for i, ref in enumerate(config.skills):
+        try:
+            load_skill(ref, base)
+        except SkillError as exc:
+            problems.append((("skills", i), str(exc)))
+    if config.skills_mode == "on_demand" and not info.uses_tools:
+        problems.append((("skills_mode",), f"on_demand skills need a tool-calling harness (react or langchain), not {config.harness}"))
+    if config.tools and config.harness != "langchain":
+        problems.append((("tools",), "tools given as 'module:attribute' are LangChain tools: use harness langchain"))
+    for i, ref in enumerate(config.tools):
+        if ":" not in ref:
+            problems.append((("tools", i), f"{ref!r} is not 'module:attribute'"))
+    return problems
 
 
-def build_llm_agent(config: Any, context: Any) -> Any:
-    raise NotImplementedError("LLM agents need normlab's model layer")
+def load_tool(ref: str) -> Any:
+    """A LangChain tool from 'module:attribute' (the attribute may be a tool or a list of them)."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load tool {ref!r}: {exc}") from None
+
+
+class LLMAgent:
+    """Model + harness + skills + tools; memory lives in the harness and crosses episodes
+    only through `export_state` / `import_state`, which the runner passes via the store."""
+
+    waits_on_io = True
+
+    def __init__(self, config: Any, context: AgentContext):
+        from normlab.models import ModelClient, ModelResources, RetryPolicy
+
+        self.config = config
+        self.context = context
+        extra = context.extra
+        log = extra.get("log")
+        self.agent_id = context.agent_id
+        self.client = ModelClient(
+            config.model,
+            resources=extra.get("resources") or ModelResources(cache_mode="off"),
+            record=(lambda row: log.record_model_call(self.agent_id, row)) if log is not None else None,
+            api_base=config.api_base,
+            extra=config.params,
+            max_connections=config.max_connections,
+            retry=RetryPolicy(attempts=config.call_retries + 1, base_delay=config.retry_delay),
+            timeout=config.timeout,
+        )
+        scenario = extra.get("scenario")
+        base = Path(scenario.source_path).parent if scenario is not None and scenario.source_path != "<scenario>" else None
+        harness_ctx = HarnessContext(
+            agent_id=context.agent_id,
+            action_space=context.action_space,
+            client=self.client,
+            action_meanings=context.action_meanings,
+            rules=context.rules,
+            system_prompt=config.system_prompt,
+            skills=[load_skill(ref, base) for ref in config.skills],
+            skills_mode=config.skills_mode,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            max_reasks=config.max_reasks,
+            max_iterations=config.max_iterations,
+            memory=config.memory,
+            constrain=config.constrain and _supports_schema(config.model),
+            env_tools=extra.get("env_tools"),
+            annotate=(lambda key, value: log.annotate(self.agent_id, key, value)) if log is not None else None,
+            extra_tools=[load_tool(ref) for ref in config.tools],
+        )
+        self.harness = HARNESSES[config.harness].load()(harness_ctx)
+        if extra.get("carried_state") is not None:
+            self.harness.import_state(extra["carried_state"])
+
+    async def reset(self, seed: int) -> None:
+        self.client.rng.seed(seed)
+        self.harness.reset(seed)
+
+    async def act(self, observation: Any, info: dict[str, Any]) -> Any:
+        return await self.harness.decide(observation, info)
+
+    def observe_outcome(self, observation: Any, action: Any, reward: float, info: dict[str, Any]) -> None:
+        self.harness.observe_outcome(observation, action, reward, info)
+
+    def export_state(self) -> Any:
+        return self.harness.export_state()
+
+
+def _supports_schema(model: str) -> bool:
+    """Whether to send the action's JSON schema as response_format.
+
+    normlab's own providers honour it; for API models ask LiteLLM, which knows per model
+    (the harness still parses and re-asks where no schema is sent).
+    """
+    if model.startswith(("local/", "mock/")):
+        return True
+    try:
+        from normlab.models.providers import litellm
+
+        return bool(litellm().supports_response_schema(model=model))
+    except Exception:
+        return False
+
+
+def build_llm_agent(config: Any, context: AgentContext) -> LLMAgent:
+    return LLMAgent(config, context)

@@ -12,6 +12,7 @@ from normlab.envs.registry import (
     rules,
     spec,
     specs,
+    tools,
 )
 
 register(
@@ -39,4 +40,5 @@ __all__ = [
     "rules",
     "spec",
     "specs",
+    "tools",
 ]

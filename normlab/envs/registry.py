@@ -110,3 +110,10 @@ def rules(env: Any, agent: str) -> str | None:
     target = env.unwrapped if api_of(env) == "gymnasium" else env
     describe = getattr(target, "rules", None)
     return str(describe(agent)) if callable(describe) else None
+
+
+def tools(env: Any, agent: str) -> list[dict[str, Any]] | None:
+    """OpenAI function schemas of the env's tools, for envs whose actions are tool calls."""
+    target = env.unwrapped if api_of(env) == "gymnasium" else env
+    describe = getattr(target, "tools", None)
+    return list(describe(agent)) if callable(describe) else None

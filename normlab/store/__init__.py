@@ -1,7 +1,7 @@
 """The trajectory store: SQLModel tables on SQLite by default, any SQLAlchemy URL otherwise."""
 
 from normlab.store.engine import DEFAULT_URL, STORE_ENV_VAR, StoreError, resolve_url
-from normlab.store.models import RUN_STATUSES, Episode, Grade, ModelCall, Run, Step
+from normlab.store.models import RUN_STATUSES, Episode, Grade, ModelCall, ResponseCache, Run, Step
 from normlab.store.trajectories import Store, new_run_id
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "Episode",
     "Grade",
     "ModelCall",
+    "ResponseCache",
     "Run",
     "Step",
     "Store",

@@ -48,6 +48,8 @@ class Episode(SQLModel, table=True):
     returns: dict[str, float] = Field(sa_column=Column(JSON, nullable=False))
     num_steps: int
     metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # experience an agent carries to the next episode of its chain (e.g. reflective memory)
+    agent_state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     started_at: datetime
     finished_at: datetime
 
@@ -79,6 +81,7 @@ class ModelCall(SQLModel, table=True):
     agent: str | None = None
     model: str
     request: Any = Field(sa_column=Column(JSON))
+    params: Any = Field(default=None, sa_column=Column(JSON))
     response: str | None = Field(default=None, sa_column=Column(Text))
     tool_calls: Any = Field(default=None, sa_column=Column(JSON))
     tokens_in: int = 0
@@ -101,4 +104,16 @@ class Grade(SQLModel, table=True):
     score: float
     rationale: str | None = Field(default=None, sa_column=Column(Text))
     evidence: Any = Field(default=None, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ResponseCache(SQLModel, table=True):
+    """Model replies keyed by a hash of the whole request (model, messages, tools, sampling
+    parameters, sample index), so a stored run can be re-run offline call for call."""
+
+    __tablename__ = "response_cache"
+
+    key: str = Field(primary_key=True, max_length=64)
+    model: str
+    reply: Any = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)

@@ -12,7 +12,7 @@ from sqlmodel import Session, SQLModel
 
 from normlab.results import EpisodeResult
 from normlab.store.engine import StoreError, create_store_engine, resolve_url
-from normlab.store.models import Episode, Grade, ModelCall, Run, Step, utcnow
+from normlab.store.models import Episode, Grade, ModelCall, ResponseCache, Run, Step, utcnow
 
 _STEP = Step.__table__
 _EPISODE = Episode.__table__
@@ -129,6 +129,7 @@ class Store:
                 returns=result.returns,
                 num_steps=result.num_steps,
                 metrics=result.metrics,
+                agent_state=result.agent_state,
                 started_at=result.started_at,
                 finished_at=result.finished_at,
             )
@@ -174,6 +175,30 @@ class Store:
                     raise StoreError(f"unexpected column order for step insert: {compiled.positiontup}")
             self._step_sql = (str(compiled), bool(compiled.positional))
         return self._step_sql
+
+    # --- model layer ---------------------------------------------------------------------
+
+    def cached_reply(self, key: str) -> dict[str, Any] | None:
+        table = ResponseCache.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(select(table.c.reply).where(table.c.key == key)).scalar()
+
+    def cache_reply(self, key: str, model: str, reply: dict[str, Any]) -> None:
+        table = ResponseCache.__table__
+        with self.engine.begin() as conn:
+            if conn.execute(select(table.c.key).where(table.c.key == key)).first() is None:
+                conn.execute(insert(table).values(key=key, model=model, reply=reply, created_at=utcnow()))
+
+    def usage(self, run_id: str) -> tuple[int, float]:
+        """Tokens and dollars the stored model calls of a run have spent (for budgets on resume)."""
+        with self.engine.connect() as conn:
+            tokens, usd = conn.execute(
+                select(
+                    func.coalesce(func.sum(_MODEL_CALL.c.tokens_in + _MODEL_CALL.c.tokens_out), 0),
+                    func.coalesce(func.sum(_MODEL_CALL.c.cost_usd), 0.0),
+                ).where(_MODEL_CALL.c.run_id == run_id)
+            ).one()
+        return int(tokens), float(usd)
 
     def finished_indices(self, run_id: str) -> set[int]:
         with self.engine.connect() as conn:

@@ -1,0 +1,141 @@
+"""How an action space is asked for and read back from a model's answer.
+
+The answer format is JSON `{"action": ...}` for every space: a JSON schema constrains local
+models to it, tool-calling harnesses offer it as an `act` tool, and a lenient parser accepts
+what weaker models write instead (a bare number, an action's name).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+ACT_TOOL = "act"
+
+
+class ActionFormat:
+    def __init__(self, space: spaces.Space, meanings: list[str] | None = None):
+        self.space = space
+        self.meanings = list(meanings or [])
+        self.discrete = isinstance(space, spaces.Discrete)
+        self.legal = [int(space.start) + i for i in range(int(space.n))] if self.discrete else []
+
+    # --- asking ------------------------------------------------------------------------
+
+    def value_schema(self) -> dict[str, Any]:
+        if self.discrete:
+            return {"type": "integer", "enum": self.legal}
+        if isinstance(self.space, spaces.MultiDiscrete):
+            return {"type": "array", "items": {"type": "integer"}}
+        if isinstance(self.space, spaces.Box):
+            return {"type": "array", "items": {"type": "number"}}
+        return {}
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "object", "properties": {"action": self.value_schema()}, "required": ["action"]}
+
+    def response_format(self) -> dict[str, Any]:
+        return {"type": "json_object", "schema": self.schema()}
+
+    def choices_text(self) -> str:
+        if self.discrete:
+            return ", ".join(
+                f"{a} = {self.meanings[i]}" if i < len(self.meanings) else str(a) for i, a in enumerate(self.legal)
+            )
+        return f"a value of {self.space}"
+
+    def instructions(self) -> str:
+        return f'Answer with JSON only: {{"action": <choice>}}, where <choice> is one of: {self.choices_text()}.'
+
+    def tool(self) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {
+                "name": ACT_TOOL,
+                "description": f"Take your action in the environment. Choices: {self.choices_text()}.",
+                "parameters": self.schema(),
+            },
+        }
+
+    def describe(self, action: Any) -> str:
+        """An action as a person reads it, e.g. `1 (defect)`."""
+        if self.discrete and isinstance(action, (int, np.integer)):
+            i = int(action) - (self.legal[0] if self.legal else 0)
+            if 0 <= i < len(self.meanings):
+                return f"{int(action)} ({self.meanings[i]})"
+        return json.dumps(action, default=str)
+
+    # --- reading -----------------------------------------------------------------------
+
+    def parse(self, text: str | None) -> tuple[Any, str | None]:
+        """The legal action an answer names, or (None, why not)."""
+        if text is None or not text.strip():
+            return None, "the answer was empty"
+        for candidate in _json_objects(text):
+            if isinstance(candidate, dict):
+                for key in ("action", "choice", "answer"):
+                    if key in candidate:
+                        return self.coerce(candidate[key])
+        stripped = text.strip().strip("`'\" .")
+        if self.discrete:
+            if re.fullmatch(r"-?\d+", stripped):
+                return self.coerce(int(stripped))
+            named = [i for i, m in enumerate(self.meanings) if re.search(rf"\b{re.escape(m.lower())}\b", text.lower())]
+            if len(named) == 1:
+                return self.legal[named[0]], None
+            numbers = {int(n) for n in re.findall(r"(?<![\d.])-?\d+(?![\d.])", text)} & set(self.legal)
+            if len(numbers) == 1:
+                return numbers.pop(), None
+        return None, f"no action found in the answer; {self.instructions()}"
+
+    def coerce(self, value: Any) -> tuple[Any, str | None]:
+        """A value from JSON or a tool call as a legal action of the space."""
+        if self.discrete:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in [m.lower() for m in self.meanings]:
+                    return self.legal[[m.lower() for m in self.meanings].index(lowered)], None
+                if re.fullmatch(r"-?\d+", lowered):
+                    value = int(lowered)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+                return None, f"{value!r} is not one of {self.choices_text()}"
+            if int(value) not in self.legal:
+                return None, f"{int(value)} is not one of {self.choices_text()}"
+            return int(value), None
+        try:
+            action = np.asarray(value, dtype=self.space.dtype) if self.space.dtype is not None else value
+        except (TypeError, ValueError):
+            return None, f"{value!r} is not {self.space}"
+        if not self.space.contains(action):
+            return None, f"{value!r} is not a legal action of {self.space}"
+        return action, None
+
+
+def _json_objects(text: str) -> list[Any]:
+    """JSON values found in a text: the whole text, then each {...} span."""
+    found: list[Any] = []
+    try:
+        found.append(json.loads(text))
+    except (json.JSONDecodeError, ValueError):
+        pass
+    for match in re.finditer(r"\{[^{}]*\}", text):
+        try:
+            found.append(json.loads(match.group(0)))
+        except (json.JSONDecodeError, ValueError):
+            continue
+    return found
+
+
+def observation_text(observation: Any) -> str:
+    """What a model reads of an observation: its text rendering, or the structure as JSON."""
+    if isinstance(observation, dict) and isinstance(observation.get("text"), str):
+        return observation["text"]
+    if isinstance(observation, str):
+        return observation
+    from normlab.results import dumps_json
+
+    return dumps_json(observation)

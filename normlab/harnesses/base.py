@@ -1,0 +1,129 @@
+"""The harness contract: how an LLM agent turns an observation into an action.
+
+A harness renders the observation, the action space, tools and skills into messages, calls
+the model client, and parses the answer into a legal action. It re-asks a bounded number of
+times on a malformed answer and then returns `INVALID`, which the env turns into its
+documented fallback and an `invalid_action` event; it never crashes the episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from gymnasium import spaces
+
+from normlab.harnesses.actions import ActionFormat
+from normlab.harnesses.skills import Skill, skills_prompt
+from normlab.seeding import derive_seed
+
+#: What a harness returns when no legal action could be read: envs treat it as invalid.
+INVALID = None
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are an autonomous agent acting in an environment. Act on your own judgement; "
+    "do not ask follow-up questions."
+)
+
+
+@dataclass
+class HarnessContext:
+    """Everything a harness may use, given once per episode."""
+
+    agent_id: str
+    action_space: spaces.Space
+    client: Any  # a ModelClient
+    action_meanings: list[str] | None = None
+    rules: str | None = None
+    system_prompt: str | None = None
+    skills: list[Skill] = field(default_factory=list)
+    skills_mode: str = "inline"
+    temperature: float = 0.0
+    max_tokens: int = 256
+    max_reasks: int = 2
+    max_iterations: int = 8
+    memory: int = 5
+    constrain: bool = True  # send the action's JSON schema as response_format
+    env_tools: list[dict[str, Any]] | None = None
+    annotate: Any = None  # callable(key, value): notes stored with the step's info
+    extra_tools: list[Any] = field(default_factory=list)
+
+
+class Harness:
+    name: ClassVar[str]
+    description: ClassVar[str]
+    #: whether experience crosses episodes (then a run's episodes form ordered chains)
+    carries_state: ClassVar[bool] = False
+    #: whether the harness can offer tools (on-demand skills, env tools)
+    uses_tools: ClassVar[bool] = False
+
+    def __init__(self, ctx: HarnessContext):
+        self.ctx = ctx
+        self.format = ActionFormat(ctx.action_space, ctx.action_meanings)
+        self.seed = 0
+        self.calls = 0
+
+    def reset(self, seed: int) -> None:
+        self.seed = seed
+        self.calls = 0
+
+    def next_seed(self) -> int:
+        """A per-call seed, so sampled answers are reproducible whatever the concurrency."""
+        self.calls += 1
+        return derive_seed("call", self.seed, self.calls)
+
+    def system_message(self, with_format: bool = True) -> dict[str, str]:
+        parts = [self.ctx.system_prompt or DEFAULT_SYSTEM_PROMPT]
+        if self.ctx.rules:
+            parts.append(f"Rules of the environment:\n{self.ctx.rules}")
+        skills = skills_prompt(self.ctx.skills, self.ctx.skills_mode)
+        if skills:
+            parts.append(skills)
+        if with_format:
+            parts.append(self.format.instructions())
+        return {"role": "system", "content": "\n\n".join(parts)}
+
+    def note(self, key: str, value: Any) -> None:
+        if self.ctx.annotate is not None:
+            self.ctx.annotate(key, value)
+
+    async def decide(self, observation: Any, info: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def observe_outcome(self, observation: Any, action: Any, reward: float, info: dict[str, Any]) -> None:
+        """Called after each env step with what this agent's action led to."""
+
+    def export_state(self) -> Any:
+        """Experience to carry into the next episode of the chain (JSON-ready)."""
+        return None
+
+    def import_state(self, state: Any) -> None:
+        """Take the experience the previous episode of the chain exported."""
+
+    async def ask_for_action(self, messages: list[dict[str, Any]]) -> Any:
+        """Call the model, parse, re-ask quoting the error; `INVALID` after the last re-ask."""
+        response_format = self.format.response_format() if self.ctx.constrain else None
+        answer, error = None, None
+        for attempt in range(self.ctx.max_reasks + 1):
+            reply = await self.ctx.client.complete(
+                messages,
+                response_format=response_format,
+                temperature=self.ctx.temperature,
+                max_tokens=self.ctx.max_tokens,
+                seed=self.next_seed(),
+            )
+            answer = reply.content
+            if answer is None and reply.tool_calls:
+                answer = reply.tool_calls[0].raw_arguments or str(reply.tool_calls[0].arguments)
+            action, error = self.format.parse(answer)
+            if error is None:
+                if attempt:
+                    self.note("reasks", attempt)
+                return action
+            messages = [
+                *messages,
+                {"role": "assistant", "content": answer or ""},
+                {"role": "user", "content": f"That answer could not be used: {error}"},
+            ]
+        self.note("invalid", {"answer": (answer or "")[:500], "error": error, "attempts": self.ctx.max_reasks + 1})
+        return INVALID

@@ -1,0 +1,22 @@
+"""The model layer. Importing this package never imports LiteLLM; `ModelClient` does, lazily,
+on its first call, so commands that call no model start fast."""
+
+from normlab.models.client import CACHE_MODES, Budget, ModelClient, ModelResources, RetryPolicy, scrub_secrets
+from normlab.models.types import BudgetExhausted, CacheMiss, ModelError, ModelReply, ToolCall
+
+DEFAULT_MODEL = "local/smollm2-135m"
+
+__all__ = [
+    "CACHE_MODES",
+    "DEFAULT_MODEL",
+    "Budget",
+    "BudgetExhausted",
+    "CacheMiss",
+    "ModelClient",
+    "ModelError",
+    "ModelReply",
+    "ModelResources",
+    "RetryPolicy",
+    "ToolCall",
+    "scrub_secrets",
+]
