@@ -56,11 +56,15 @@ def _fail(message: str, code: int = 2) -> None:
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from normlab.scenario import ScenarioError
     from normlab.store import StoreError
 
     try:
         yield
+    except SQLAlchemyError as exc:
+        _fail(f"store error: {str(exc).splitlines()[0]}")
     except ScenarioError as exc:
         for problem in exc.problems:
             err.print(escape(str(problem)))
@@ -94,6 +98,8 @@ def run(
     concurrency: Annotated[Optional[int], typer.Option(min=1, help="Episodes played side by side (results do not change).")] = None,
     episodes: Annotated[Optional[int], typer.Option(min=1, help="Override the scenario's number of episodes.")] = None,
     seed: Annotated[Optional[int], typer.Option(min=0, help="Override the scenario's seed.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Swap the model of every LLM agent, e.g. openai/gpt-4o-mini.")] = None,
+    cache: Annotated[Optional[str], typer.Option(help="Model response cache: on, off, or replay (fail on any call not cached).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary; print only the run id.")] = False,
 ) -> None:
     """Run a scenario file and store every step. The last line printed is the run id.
@@ -103,9 +109,16 @@ def run(
     from normlab import runner
     from normlab.scenario import load_scenario
 
+    if cache is not None and cache not in ("on", "off", "replay"):
+        _fail(f"--cache must be on, off or replay, not {cache!r}")
     with _user_errors():
         scenario = load_scenario(file)
-        overrides = {k: v for k, v in {"episodes": episodes, "seed": seed}.items() if v is not None}
+        overrides: dict[str, Any] = {k: v for k, v in {"episodes": episodes, "seed": seed, "cache": cache}.items() if v is not None}
+        if model is not None:
+            overrides["agents"] = {
+                agent_id: {**cfg.model_dump(mode="json"), "model": model} if cfg.kind == "llm" else cfg.model_dump(mode="json")
+                for agent_id, cfg in scenario.agents.items()
+            }
         if overrides:
             scenario = _with_overrides(scenario, overrides)
         db = _open_store(store, scenario.store)
@@ -118,8 +131,19 @@ def run(
 def _with_overrides(scenario: Any, overrides: dict[str, Any]) -> Any:
     from normlab.scenario import scenario_from_config
 
+    from normlab.scenario import ScenarioError, check_semantics
+
     config = {**scenario.model_dump(mode="json"), **overrides}
-    return scenario_from_config(config, scenario.source_text, scenario.source_path)
+    try:
+        changed = scenario_from_config(config, scenario.source_text, scenario.source_path)
+    except ValueError as exc:
+        raise UserError(f"invalid override: {str(exc).splitlines()[0]}") from None
+    problems = check_semantics(changed)
+    if problems:
+        from normlab.scenario import Problem
+
+        raise ScenarioError([Problem(scenario.source_path, 1, 1, ".".join(map(str, loc)), msg) for loc, msg in problems])
+    return changed
 
 
 @app.command()
@@ -157,6 +181,12 @@ def _play(db: Any, run_id: str, scenario: Any, indices: Any, concurrency: int | 
         except KeyboardInterrupt:
             err.print(f"\n[yellow]interrupted[/]: finished episodes are stored; continue with `normlab resume {run_id}`")
             raise typer.Exit(130) from None
+        except runner.BudgetStop as exc:
+            err.print(f"[yellow]budget spent[/]: {escape(str(exc))}; finished episodes are stored (status budget_exhausted)")
+            if not quiet:
+                _print_summary(db, run_id)
+            print(run_id)
+            raise typer.Exit(3) from None
         except runner.RunFailed as exc:
             err.print(f"[red]error:[/] run {run_id} failed: {escape(str(exc))}")
             err.print(f"finished episodes are stored; after fixing the cause, `normlab resume {run_id}`")
@@ -297,6 +327,50 @@ def list_agents() -> None:
     out.print(strategies)
 
 
+@app.command("models")
+def list_models(
+    file: Annotated[Optional[list[Path]], typer.Argument(help="Scenario files whose models to list.")] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Load the local model and generate a few tokens.")] = True,
+) -> None:
+    """List the model strings in use and whether the embedded local model loads and generates.
+
+    Example: [bold]normlab models scenarios/*.yaml[/]
+    """
+    from normlab.models import DEFAULT_MODEL
+    from normlab.scenario import load_scenario
+
+    used: dict[str, list[str]] = {}
+    with _user_errors():
+        for path in file or []:
+            scenario = load_scenario(path)
+            for agent_id, cfg in scenario.agents.items():
+                if cfg.kind == "llm":
+                    used.setdefault(cfg.model, []).append(f"{path}:{agent_id}")
+    table = Table(title="models")
+    table.add_column("model", no_wrap=True)
+    table.add_column("kind")
+    table.add_column("used by")
+    for model in sorted(used) or [DEFAULT_MODEL]:
+        kind = "local (in process)" if model.startswith("local/") else "mock (tests)" if model.startswith("mock/") else "LiteLLM API"
+        table.add_row(escape(model), kind, escape(", ".join(used.get(model, ["(default)"]))))
+    out.print(table)
+    if not check:
+        return
+    from normlab.models.providers import litellm
+
+    litellm()
+    from normlab.models.local import check_local_model
+
+    for model in sorted({m for m in used if m.startswith("local/")} or {DEFAULT_MODEL}):
+        result = check_local_model(model.split("/", 1)[1])
+        if result.get("ok"):
+            gpu = "GPU" if result.get("gpu_offload") else "CPU"
+            out.print(f"[green]ok[/] {escape(model)}: loads and generates on {gpu}, {result.get('tokens_per_s', 0):.0f} tokens/s ({escape(str(result.get('path')))})")
+        else:
+            err.print(f"[red]error:[/] {escape(model)}: {escape(str(result.get('error')))}")
+            raise typer.Exit(1)
+
+
 # --- stored runs -------------------------------------------------------------------------
 
 
@@ -414,33 +488,50 @@ def _print_transcript(stored: Any, ep: Any, steps: list[dict], calls: list[dict]
     by_step: dict[int | None, list[dict]] = {}
     for call in calls:
         by_step.setdefault(call.get("step_id"), []).append(call)
+    shown: dict[str, list] = {}  # per agent: the conversation printed so far
     out.print(f"[bold]run {stored.id} · episode {ep.index}[/] · seed {ep.seed} · {ep.num_steps} steps")
     for s in steps:
         out.rule(f"t={s['t']} · {escape(s['agent'])}")
         obs = s["observation"]
         text = obs.get("text") if isinstance(obs, dict) else None
-        out.print(escape(text if text is not None else json.dumps(obs)))
-        for call in by_step.get(s["id"], []):
-            _print_model_call(call)
-        events = (s["info"] or {}).get("events", []) if isinstance(s["info"], dict) else []
+        step_calls = by_step.get(s["id"], [])
+        if not step_calls:  # an LLM agent's observation is printed as the user turn below
+            out.print(escape(text if text is not None else json.dumps(obs)))
+        for call in step_calls:
+            _print_model_call(call, shown.setdefault(s["agent"], []))
+        info = s["info"] if isinstance(s["info"], dict) else {}
         flags = " terminated" if s["terminated"] else ""
         flags += " truncated" if s["truncated"] else ""
         out.print(f"[bold]action[/] {escape(json.dumps(s['action']))} · reward {s['reward']:g}{flags}")
-        for ev in events:
+        for ev in info.get("events", []):
             out.print(f"  [cyan]event[/] {escape(json.dumps(ev))}")
+        if info.get("harness"):
+            out.print(f"  [dim]harness[/] {escape(json.dumps(info['harness']))}")
     returns = ", ".join(f"{escape(a)}={v:g}" for a, v in ep.returns.items())
     out.rule(f"returns: {returns}")
 
 
-def _print_model_call(call: dict) -> None:
-    for message in call.get("request") or []:
-        role = message.get("role", "?") if isinstance(message, dict) else "?"
-        content = message.get("content", "") if isinstance(message, dict) else message
-        out.print(f"[dim]{escape(str(role))}:[/] {escape(str(content))}")
+def _print_model_call(call: dict, shown: list) -> None:
+    """Print the messages of a call that the agent's conversation has not shown yet."""
+    request = [m for m in (call.get("request") or []) if isinstance(m, dict)]
+    system = [m for m in request if m.get("role") == "system"]
+    rest = [m for m in request if m.get("role") != "system"]
+    if system and (not shown or shown[0] != system):
+        for message in system:
+            out.print(f"[dim]system:[/] {escape(str(message.get('content', '')))}")
+    previous = shown[1] if len(shown) > 1 else []
+    common = 0
+    while common < min(len(previous), len(rest)) and previous[common] == rest[common]:
+        common += 1
+    for message in rest[common:]:
+        content = message.get("content")
+        out.print(f"[dim]{escape(str(message.get('role', '?')))}:[/] {escape(str(content if content is not None else ''))}")
+    shown[:] = [system, rest]
     if call.get("tool_calls"):
         out.print(f"[magenta]tool calls:[/] {escape(json.dumps(call['tool_calls']))}")
     if call.get("response") is not None:
-        out.print(f"[green]{escape(str(call.get('model')))}:[/] {escape(str(call['response']))}")
+        cached = " (cached)" if call.get("cache_hit") else ""
+        out.print(f"[green]{escape(str(call.get('model')))}{cached}:[/] {escape(str(call['response']))}")
     if call.get("error"):
         out.print(f"[red]model error:[/] {escape(str(call['error']))}")
 

@@ -180,7 +180,7 @@ def _grammar_for_schema(schema: dict[str, Any] | None) -> Any:
     """The grammar for a schema, falling back to any JSON when the converter rejects it."""
     if schema is None:
         return _grammar(None)
-    return _grammar(json.dumps(schema, sort_keys=True)) or _grammar(None)
+    return _grammar(json.dumps(schema)) or _grammar(None)
 
 
 def _response_schema(response_format: Any) -> tuple[bool, dict[str, Any] | None]:
@@ -279,7 +279,7 @@ def tool_call_schema(functions: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _tool_grammar(functions: list[dict[str, Any]]) -> Any:
     """The tightest grammar llama.cpp accepts for a call: full schemas, then names only, then JSON."""
-    grammar = _grammar(json.dumps(tool_call_schema(functions), sort_keys=True))
+    grammar = _grammar(json.dumps(tool_call_schema(functions)))
     if grammar is None:
         loose = {
             "type": "object",

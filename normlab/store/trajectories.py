@@ -32,10 +32,31 @@ class Store:
         self.engine = engine or create_store_engine(self.url)
         try:
             SQLModel.metadata.create_all(self.engine)
+            self._add_missing_columns()
         except OperationalError as exc:
             raise StoreError(f"cannot open store {self.url}: {exc.orig}") from None
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open store {self.url}: {exc}") from None
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store made by an older normlab up to date: new columns are always nullable,
+        so adding them is the whole migration."""
+        from sqlalchemy import inspect as sa_inspect
+
+        inspector = sa_inspect(self.engine)
+        existing_tables = set(inspector.get_table_names())
+        with self.engine.begin() as conn:
+            for table in SQLModel.metadata.sorted_tables:
+                if table.name not in existing_tables:
+                    continue
+                present = {c["name"] for c in inspector.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name in present:
+                        continue
+                    if not column.nullable:
+                        raise StoreError(f"store {self.url} lacks column {table.name}.{column.name}; it was made by an incompatible normlab")
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.exec_driver_sql(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,0 +1,76 @@
+"""Local model throughput: normlab's `local/...` provider through LiteLLM against raw llama-cpp-python.
+
+Both generate from the same GGUF file with the same llama.cpp settings (normlab's), the same
+prompt, the same max_tokens, temperature 0 and a fixed seed, interleaved call by call so
+that machine noise hits both alike. normlab's figure includes everything a caller pays:
+LiteLLM's request handling, the provider, the hop to the model's worker thread, and the
+response objects. Prints tokens/s of each and their ratio (target: at least 0.9).
+
+    python benchmarks/models_local.py                     # SmolLM2-135M, 128 tokens, 5 repetitions
+    python benchmarks/models_local.py --model ~/m.gguf --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+from normlab.models.local import llama_settings, resolve_model_path
+from normlab.models.providers import litellm
+
+PROMPT = [{"role": "user", "content": "Write a short story about a robot who learns to share."}]
+
+
+async def bench(model: str, max_tokens: int, reps: int, seed: int) -> None:
+    from llama_cpp import Llama
+
+    path = resolve_model_path(model)
+    settings = llama_settings()
+    raw = Llama(model_path=str(path), **settings)
+    lm = litellm()
+    params = {"max_tokens": max_tokens, "temperature": 0.0, "seed": seed}
+
+    async def through_normlab() -> tuple[int, float, str]:
+        started = time.perf_counter()
+        response = await lm.acompletion(model=f"local/{model}", messages=PROMPT, num_retries=0, **params)
+        return response.usage.completion_tokens, time.perf_counter() - started, response.choices[0].message.content
+
+    def through_raw() -> tuple[int, float, str]:
+        started = time.perf_counter()
+        response = raw.create_chat_completion(messages=PROMPT, **params)
+        return response["usage"]["completion_tokens"], time.perf_counter() - started, response["choices"][0]["message"]["content"]
+
+    await through_normlab()  # loads the model and warms LiteLLM
+    through_raw()
+    totals = {"normlab": [0, 0.0], "raw": [0, 0.0]}
+    same_text = True
+    for rep in range(reps):
+        order = ("normlab", "raw") if rep % 2 == 0 else ("raw", "normlab")
+        texts = {}
+        for which in order:
+            tokens, seconds, texts[which] = await through_normlab() if which == "normlab" else through_raw()
+            totals[which][0] += tokens
+            totals[which][1] += seconds
+        same_text = same_text and texts["normlab"] == texts["raw"]
+
+    rate = {which: tokens / seconds for which, (tokens, seconds) in totals.items()}
+    print(f"model: local/{model} ({path.name}), threads {settings['n_threads']}, gpu layers {settings['n_gpu_layers']}")
+    print(f"{reps} x {max_tokens} tokens each, temperature 0, seed {seed}, interleaved; same text: {same_text}")
+    print(f"raw llama-cpp-python : {rate['raw']:8.1f} tokens/s")
+    print(f"normlab (LiteLLM)    : {rate['normlab']:8.1f} tokens/s")
+    print(f"ratio                : {rate['normlab'] / rate['raw']:8.3f}   (target >= 0.9)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m", help="local model name or .gguf path")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    asyncio.run(bench(args.model, args.max_tokens, args.reps, args.seed))
+
+
+if __name__ == "__main__":
+    main()
