@@ -121,11 +121,22 @@ def run(
             }
         if overrides:
             scenario = _with_overrides(scenario, overrides)
+        _check_keys(scenario)
         db = _open_store(store, scenario.store)
         run_id = runner.create_run(db, scenario)
     if not quiet:
         err.print(f"run [bold]{run_id}[/] · {escape(scenario.name)} · {scenario.episodes} episodes → {escape(db.url)}")
     _play(db, run_id, scenario, range(scenario.episodes), concurrency, quiet)
+
+
+def _check_keys(scenario: Any) -> None:
+    """Refuse, before anything is written, a run whose API models lack their keys."""
+    if any(cfg.kind == "llm" and not cfg.model.startswith(("local/", "mock/")) for cfg in scenario.agents.values()):
+        from normlab.models.keys import missing_key_problems
+
+        problems = missing_key_problems(scenario)
+        if problems:
+            raise UserError("; ".join(problems))
 
 
 def _with_overrides(scenario: Any, overrides: dict[str, Any]) -> Any:
@@ -165,6 +176,7 @@ def resume(
         db = _open_store(store)
         stored = db.get_run(run_id)
         scenario = scenario_from_config(stored.config, stored.scenario_text, stored.scenario_path)
+        _check_keys(scenario)
         todo = runner.missing_indices(db, stored.id, scenario.episodes)
     if not quiet:
         err.print(f"resuming run [bold]{stored.id}[/]: {len(todo)} of {scenario.episodes} episodes to play")
@@ -345,7 +357,7 @@ def list_models(
             scenario = load_scenario(path)
             for agent_id, cfg in scenario.agents.items():
                 if cfg.kind == "llm":
-                    used.setdefault(cfg.model, []).append(f"{path}:{agent_id}")
+                    used.setdefault(cfg.model, []).append(f"{agent_id} ({path.name})")
     table = Table(title="models")
     table.add_column("model", no_wrap=True)
     table.add_column("kind")
@@ -495,8 +507,10 @@ def _print_transcript(stored: Any, ep: Any, steps: list[dict], calls: list[dict]
         obs = s["observation"]
         text = obs.get("text") if isinstance(obs, dict) else None
         step_calls = by_step.get(s["id"], [])
-        if not step_calls:  # an LLM agent's observation is printed as the user turn below
-            out.print(escape(text if text is not None else json.dumps(obs)))
+        shown_text = text if text is not None else json.dumps(obs)
+        prompts = {m.get("content") for c in step_calls for m in (c.get("request") or []) if isinstance(m, dict)}
+        if shown_text not in prompts:  # else the user turn of the model call below shows it
+            out.print(escape(shown_text))
         for call in step_calls:
             _print_model_call(call, shown.setdefault(s["agent"], []))
         info = s["info"] if isinstance(s["info"], dict) else {}

@@ -131,6 +131,7 @@ async def play_episode(
     env: Any = None,
     resources: Any = None,
     carried: dict[str, Any] | None = None,
+    log: EpisodeLog | None = None,
 ) -> EpisodeResult:
     """Play one episode of a scenario.
 
@@ -138,14 +139,15 @@ async def play_episode(
     episode's seed puts it in the same state as a new one (the official seed tests check
     that), and reusing it saves building spaces every episode. `resources` are the run's
     shared model pieces (cache, budget, connection limits); `carried` is the state each
-    agent exported at the end of the previous episode of its chain.
+    agent exported at the end of the previous episode of its chain. `log` lets the caller
+    keep the model calls of an episode that does not finish.
     """
     seed = episode_seed(scenario, index)
     started = utcnow()
     own_env = env is None
     if own_env:
         env = envs.make(scenario.env.id, **scenario.env.params)
-    log = EpisodeLog()
+    log = log if log is not None else EpisodeLog()
     recorder = _Recorder(log)
     try:
         api = envs.api_of(env)
@@ -378,7 +380,14 @@ async def execute(
                     env = envs.make(scenario.env.id, **scenario.env.params)
                 carried = _stored_state(store, run_id, scenario, job[0])
                 for index in job:
-                    result = await play_episode(scenario, index, env, resources, carried)
+                    log = EpisodeLog()
+                    try:
+                        result = await play_episode(scenario, index, env, resources, carried, log)
+                    except BaseException:
+                        # the episode is lost, but every model call it made is kept (accounting, errors)
+                        if log.model_calls:
+                            store.write_model_calls(run_id, log.model_calls)
+                        raise
                     carried = result.agent_state
                     await writer.queue.put(result)
                     # scripted episodes never wait on anything; yielding here lets other

@@ -443,7 +443,8 @@ def _generate(model: _LoadedModel, messages: list[Any], params: dict[str, Any]) 
     choice = reply["choices"][0]
     text = choice["message"].get("content") or ""
     usage = reply["usage"]
-    result = _Result(text, [], choice.get("finish_reason") or "stop", usage["prompt_tokens"], usage["completion_tokens"])
+    finish_reason = choice.get("finish_reason") or "stop"
+    result = _Result(text, [], finish_reason, usage["prompt_tokens"], usage["completion_tokens"])
     if functions:
         # a call id that depends only on the request and the reply, so reruns store identical steps
         digest = hashlib.sha256(json.dumps([chat, text], sort_keys=True).encode()).hexdigest()[:24]

@@ -221,6 +221,11 @@ class Store:
             ).one()
         return int(tokens), float(usd)
 
+    def write_model_calls(self, run_id: str, calls: list[dict[str, Any]]) -> None:
+        """Model calls of an episode that did not finish: kept with the run, not with a step."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(_MODEL_CALL), [{**c, "run_id": run_id, "episode_id": None, "step_id": None} for c in calls])
+
     def finished_indices(self, run_id: str) -> set[int]:
         with self.engine.connect() as conn:
             return set(conn.execute(select(_EPISODE.c.index).where(_EPISODE.c.run_id == run_id)).scalars())

