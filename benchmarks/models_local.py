@@ -5,7 +5,8 @@ prompt, the same max_tokens, temperature 0 and a fixed seed, interleaved call by
 that machine noise hits both alike. normlab's figure includes everything a caller pays:
 LiteLLM's request handling, the provider, the hop to the model's worker thread, and the
 response objects. Prints tokens/s of each and their ratio (target: at least 0.9), and the
-median of the per-repetition ratios, which a neighbour's burst of CPU use moves less.
+median of the per-repetition ratios, which a neighbour's burst of CPU use moves less, and
+the fixed cost per call that normlab adds (measured on 1-token replies).
 
     python benchmarks/models_local.py                     # SmolLM2-135M, 128 tokens, 5 repetitions
     python benchmarks/models_local.py --model ~/m.gguf --reps 3
@@ -60,6 +61,18 @@ async def bench(model: str, max_tokens: int, reps: int, seed: int) -> None:
         pair_ratios.append(pair["normlab"] / pair["raw"])
         same_text = same_text and texts["normlab"] == texts["raw"]
 
+    # the fixed cost of a call, which 128 tokens spread thin: 1-token replies, median of many
+    overhead = {"normlab": [], "raw": []}
+    short = {**params, "max_tokens": 1}
+    for _ in range(30):
+        started = time.perf_counter()
+        await lm.acompletion(model=f"local/{model}", messages=PROMPT, num_retries=0, **short)
+        overhead["normlab"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        raw.create_chat_completion(messages=PROMPT, **short)
+        overhead["raw"].append(time.perf_counter() - started)
+    extra_ms = (statistics.median(overhead["normlab"]) - statistics.median(overhead["raw"])) * 1e3
+
     rate = {which: tokens / seconds for which, (tokens, seconds) in totals.items()}
     print(f"model: local/{model} ({path.name}), threads {settings['n_threads']}, gpu layers {settings['n_gpu_layers']}")
     print(f"{reps} x {max_tokens} tokens each, temperature 0, seed {seed}, interleaved; same text: {same_text}")
@@ -67,6 +80,7 @@ async def bench(model: str, max_tokens: int, reps: int, seed: int) -> None:
     print(f"normlab (LiteLLM)    : {rate['normlab']:8.1f} tokens/s")
     print(f"ratio                : {rate['normlab'] / rate['raw']:8.3f}   (target >= 0.9)")
     print(f"median ratio of pairs: {statistics.median(pair_ratios):8.3f}   (less sensitive to a busy machine)")
+    print(f"fixed cost per call  : {extra_ms:8.2f} ms more than raw (1-token replies, median of 30)")
 
 
 def main() -> None:

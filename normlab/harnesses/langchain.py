@@ -18,12 +18,17 @@ import asyncio
 import json
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.tools import BaseTool
-
 from normlab.harnesses.actions import ACT_TOOL, observation_text
 from normlab.harnesses.base import INVALID, Harness, HarnessContext
 from normlab.harnesses.skills import load_skill_tool
+
+MISSING = "the langchain harness needs langchain-core and langchain-litellm: pip install 'normlab[langchain]'"
+
+try:
+    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+    from langchain_core.tools import BaseTool
+except ImportError:
+    raise ImportError(MISSING) from None
 
 #: Characters of a user tool's result kept in the step's `tool_calls` note.
 RESULT_NOTE_CHARS = 500
@@ -103,7 +108,10 @@ class LangChainHarness(Harness):
         from normlab.models.providers import litellm
 
         litellm()  # configure LiteLLM (offline cost map, normlab's providers) before LangChain imports it
-        from langchain_litellm import ChatLiteLLM
+        try:
+            from langchain_litellm import ChatLiteLLM
+        except ImportError:
+            raise ImportError(MISSING) from None
 
         chat = ChatLiteLLM(
             model=self.ctx.client.model,

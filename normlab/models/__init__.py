@@ -1,6 +1,11 @@
 """The model layer. Importing this package never imports LiteLLM; `ModelClient` does, lazily,
 on its first call, so commands that call no model start fast."""
 
+import os
+
+# Set before any module of this package imports LiteLLM: never fetch the cost map at run time.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
 from normlab.models.client import CACHE_MODES, Budget, ModelClient, ModelResources, RetryPolicy, scrub_secrets
 from normlab.models.types import BudgetExhausted, CacheMiss, ModelError, ModelReply, ToolCall
 

