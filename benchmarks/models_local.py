@@ -25,7 +25,8 @@ from normlab.models.providers import litellm
 PROMPT = [{"role": "user", "content": "Write a short story about a robot who learns to share."}]
 
 
-async def bench(model: str, max_tokens: int, reps: int, seed: int) -> None:
+async def bench(model: str = "smollm2-135m", max_tokens: int = 128, reps: int = 5, seed: int = 1) -> dict[str, float]:
+    """Measure, print, and return the figures (benchmarks/models.py reuses this)."""
     from llama_cpp import Llama
 
     path = resolve_model_path(model)
@@ -81,6 +82,13 @@ async def bench(model: str, max_tokens: int, reps: int, seed: int) -> None:
     print(f"ratio                : {rate['normlab'] / rate['raw']:8.3f}   (target >= 0.9)")
     print(f"median ratio of pairs: {statistics.median(pair_ratios):8.3f}   (less sensitive to a busy machine)")
     print(f"fixed cost per call  : {extra_ms:8.2f} ms more than raw (1-token replies, median of 30)")
+    return {
+        "raw_tokens_per_s": rate["raw"],
+        "normlab_tokens_per_s": rate["normlab"],
+        "ratio": rate["normlab"] / rate["raw"],
+        "median_pair_ratio": statistics.median(pair_ratios),
+        "overhead_ms": extra_ms,
+    }
 
 
 def main() -> None:

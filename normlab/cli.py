@@ -233,7 +233,7 @@ def _progress(total: int, quiet: bool) -> Iterator[Callable[[Any], None] | None]
             nonlocal steps
             steps += len({row["t"] for row in result.steps}) if result.steps else 0
             rate = steps / max(time.perf_counter() - started, 1e-9)
-            progress.update(task, advance=1, rate=f"{rate:,.0f} steps/s")
+            progress.update(task, advance=1, rate=f"{rate:,.0f} steps/s" if rate >= 10 else f"{rate:.2f} steps/s")
 
         yield on_episode
 

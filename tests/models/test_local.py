@@ -291,3 +291,13 @@ def test_tool_schema_is_accepted_by_llama_cpp_grammar_converter() -> None:
     assert "tool2-Item" in schema["$defs"]
     grammar = json_schema_to_gbnf(json.dumps(schema))
     assert '\\"issue_refund\\"' in grammar and '\\"wait\\"' in grammar
+
+
+def test_thread_count_leaves_headroom_and_can_be_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from normlab.models.local import llama_settings
+
+    monkeypatch.delenv("NORMLAB_LOCAL_THREADS", raising=False)
+    settings = llama_settings()
+    assert 1 <= settings["n_threads"] == settings["n_threads_batch"] <= 8
+    monkeypatch.setenv("NORMLAB_LOCAL_THREADS", "3")
+    assert llama_settings()["n_threads"] == 3
