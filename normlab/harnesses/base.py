@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from gymnasium import spaces
 
-from normlab.harnesses.actions import ActionFormat
+from normlab.harnesses.actions import ACT_TOOL, ActionFormat
 from normlab.harnesses.skills import Skill, skills_prompt
 from normlab.seeding import derive_seed
 
@@ -127,3 +127,48 @@ class Harness:
             ]
         self.note("invalid", {"answer": (answer or "")[:500], "error": error, "attempts": self.ctx.max_reasks + 1})
         return INVALID
+
+
+class ToolHarness(Harness):
+    """Shared parts of the tool-calling harnesses (react, langchain): the prompt, reading an
+    action from a tool call, and the `load_skill` tool of on-demand skills."""
+
+    uses_tools = True
+
+    def __init__(self, ctx: HarnessContext):
+        super().__init__(ctx)
+        self.loaded_skills: list[str] = []
+
+    def system_message(self, with_format: bool = True) -> dict[str, str]:
+        message = super().system_message(with_format=False)
+        message["content"] += "\n\nUse the tools to act. " + (
+            "Your action is a call of one of the environment's tools."
+            if self.ctx.env_tools
+            else f"Your action is a call of the `{ACT_TOOL}` tool ({self.format.choices_text()})."
+        )
+        return message
+
+    def env_action(self, name: str, arguments: dict[str, Any]) -> tuple[Any, str | None]:
+        """The env action a tool call stands for, or why it stands for none."""
+        if self.ctx.env_tools:
+            if name in {t["function"]["name"] for t in self.ctx.env_tools}:
+                return {"tool": name, "arguments": arguments}, None
+            return None, f"unknown tool {name!r}"
+        if name != ACT_TOOL:
+            return None, f"unknown tool {name!r}"
+        if "action" not in arguments:
+            return None, f'the {ACT_TOOL} tool needs an "action" argument'
+        return self.format.coerce(arguments["action"])
+
+    def load_skill(self, arguments: dict[str, Any]) -> str:
+        """The `load_skill` tool: a skill's body; what was loaded is noted with the step."""
+        wanted = str(arguments.get("name", ""))
+        for skill in self.ctx.skills:
+            if skill.name == wanted:
+                self.loaded_skills.append(wanted)
+                self.note("skills_loaded", list(self.loaded_skills))
+                return skill.body
+        return f"error: no skill named {wanted!r}; skills: {', '.join(s.name for s in self.ctx.skills)}"
+
+    def offers_skills(self) -> bool:
+        return bool(self.ctx.skills) and self.ctx.skills_mode == "on_demand"

@@ -18,8 +18,8 @@ import asyncio
 import json
 from typing import Any
 
-from normlab.harnesses.actions import ACT_TOOL, observation_text
-from normlab.harnesses.base import INVALID, Harness, HarnessContext
+from normlab.harnesses.actions import observation_text
+from normlab.harnesses.base import INVALID, HarnessContext, ToolHarness
 from normlab.harnesses.skills import load_skill_tool
 
 MISSING = "the langchain harness needs langchain-core and langchain-litellm: pip install 'normlab[langchain]'"
@@ -85,16 +85,15 @@ class ModelClientAdapter:
         raise RuntimeError("the langchain harness's chat model is asynchronous: use ainvoke inside an event loop")
 
 
-class LangChainHarness(Harness):
+class LangChainHarness(ToolHarness):
     name = "langchain"
     description = "A LangChain tool-calling agent over ChatLiteLLM; accepts any LangChain BaseTool."
-    uses_tools = True
 
     def __init__(self, ctx: HarnessContext):
         super().__init__(ctx)
         self.action_tools = [SchemaTool.from_openai(t) for t in (ctx.env_tools or [self.format.tool()])]
         self.skill_tools = (
-            [SchemaTool.from_openai(load_skill_tool(ctx.skills))] if ctx.skills and ctx.skills_mode == "on_demand" else []
+            [SchemaTool.from_openai(load_skill_tool(ctx.skills))] if self.offers_skills() else []
         )
         self.user_tools = {t.name: t for t in _flatten_tools(ctx.extra_tools)}
         taken = {t.name for t in self.action_tools + self.skill_tools}
@@ -125,32 +124,6 @@ class LangChainHarness(Harness):
         chat.client = ModelClientAdapter(self)
         return chat
 
-    def system_message(self, with_format: bool = True) -> dict[str, str]:
-        message = super().system_message(with_format=False)
-        message["content"] += "\n\nUse the tools to act. " + (
-            "Your action is a call of one of the environment's tools."
-            if self.ctx.env_tools
-            else f"Your action is a call of the `{ACT_TOOL}` tool ({self.format.choices_text()})."
-        )
-        return message
-
-    def env_action(self, name: str, arguments: dict[str, Any]) -> tuple[Any, str | None]:
-        """The env action an action-tool call stands for, or why it stands for none."""
-        if self.ctx.env_tools:
-            return {"tool": name, "arguments": arguments}, None
-        if "action" not in arguments:
-            return None, f'the {ACT_TOOL} tool needs an "action" argument'
-        return self.format.coerce(arguments["action"])
-
-    def load_skill(self, arguments: dict[str, Any], loaded: list[str]) -> str:
-        wanted = str(arguments.get("name", ""))
-        for skill in self.ctx.skills:
-            if skill.name == wanted:
-                loaded.append(wanted)
-                self.note("skills_loaded", list(loaded))
-                return skill.body
-        return f"error: no skill named {wanted!r}; skills: {', '.join(s.name for s in self.ctx.skills)}"
-
     async def run_user_tool(self, tool: BaseTool, arguments: dict[str, Any], record: list[dict[str, Any]]) -> str:
         """A user tool's result as text; a tool that fails answers with its error."""
         failed = False
@@ -168,7 +141,7 @@ class LangChainHarness(Harness):
         messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(observation_text(observation))]
         action_names = {t.name for t in self.action_tools}
         record: list[dict[str, Any]] = []
-        loaded: list[str] = []
+        self.loaded_skills = []
         error = None
         for _ in range(self.ctx.max_iterations):
             reply: AIMessage = await self.model.ainvoke(messages, seed=self.next_seed())
@@ -188,7 +161,7 @@ class LangChainHarness(Harness):
                         return action
                     result = f"error: {error}"
                 elif self.skill_tools and name == "load_skill":
-                    result = self.load_skill(arguments, loaded)
+                    result = self.load_skill(arguments)
                 elif name in self.user_tools:
                     result = await self.run_user_tool(self.user_tools[name], arguments, record)
                 else:
