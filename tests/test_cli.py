@@ -22,7 +22,7 @@ from normlab.results import EpisodeResult
 from normlab.store import Run, Store
 
 REPO = Path(__file__).resolve().parent.parent
-QUICKSTART = REPO / "scenarios" / "quickstart.yaml"
+QUICKSTART = REPO / "scenarios" / "ipd_tft_vs_random.yaml"  # scripted: runs in a second
 QUICKSTART_EPISODES, QUICKSTART_ROUNDS = 20, 10
 STRATEGIES = ("always_cooperate", "always_defect", "tit_for_tat", "grim_trigger", "pavlov", "random", "fixed")
 EXPORT_KEYS = {"run", "episode", "t", "agent", "observation", "action", "reward", "terminated", "truncated", "events"}
@@ -54,7 +54,7 @@ def last_line(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def quickstart(tmp_path_factory, normlab_exe):
-    """scenarios/quickstart.yaml run once through the real console script: (store url, run id)."""
+    """A scripted IPD scenario run once through the real console script: (store url, run id)."""
     folder = tmp_path_factory.mktemp("quickstart")
     url = f"sqlite:///{folder}/q.db"
     proc = subprocess.run(
@@ -134,7 +134,7 @@ def test_run_prints_the_run_id_last(quickstart):
     (row,) = [r for r in runs_json(url) if r["id"] == run_id]
     assert row["status"] == "finished"
     assert row["episodes"] == row["episodes_planned"] == QUICKSTART_EPISODES
-    assert row["name"] == "quickstart"
+    assert row["name"] == "ipd_tft_vs_random"
     assert row["seed"] == 7
     assert row["finished_at"] is not None
     assert sql(url, "SELECT COUNT(*) FROM episode WHERE run_id=?", run_id) == [(QUICKSTART_EPISODES,)]

@@ -5,6 +5,8 @@ import os
 
 # Set before any module of this package imports LiteLLM: never fetch the cost map at run time.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+# LiteLLM appends a "file a bug" link to some errors; normlab prints its own one-line errors
+os.environ.setdefault("LITELLM_DISABLE_BUG_REPORT_LINK", "true")
 
 from normlab.models.client import CACHE_MODES, Budget, ModelClient, ModelResources, RetryPolicy, scrub_secrets
 from normlab.models.types import BudgetExhausted, CacheMiss, ModelError, ModelReply, ToolCall

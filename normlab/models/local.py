@@ -15,6 +15,7 @@ tool call.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import copy
 import functools
 import hashlib
@@ -117,6 +118,20 @@ def _model_for(path: Path) -> _LoadedModel:
         if path not in _models:
             _models[path] = _LoadedModel(path)
         return _models[path]
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free llama.cpp models while the interpreter is whole: left to garbage collection at
+    shutdown, llama-cpp-python's finalizer runs after its C bindings are gone and prints a
+    TypeError traceback on every exit."""
+    for model in list(_models.values()):
+        if model.llama is not None:
+            with model.lock:
+                model.llama.close()
+                model.llama = None
+        model.executor.shutdown(wait=False)
+    _models.clear()
 
 
 def gpu_offload() -> bool:
