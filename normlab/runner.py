@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -318,6 +319,8 @@ class _EpisodeWriter:
     def __init__(self, store: Store, run_id: str, on_episode: EpisodeCallback | None, limit: int):
         self.store, self.run_id, self.on_episode = store, run_id, on_episode
         self.queue: asyncio.Queue[EpisodeResult | None] = asyncio.Queue(limit)
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normlab-writer")
+        self.in_flight: Future[Any] | None = None
 
     async def run(self) -> None:
         done = False
@@ -328,20 +331,29 @@ class _EpisodeWriter:
             done = batch[-1] is None
             results = [r for r in batch if r is not None]
             if results:
-                await asyncio.to_thread(self.store.write_episodes, self.run_id, results)
+                self.in_flight = self.thread.submit(self.store.write_episodes, self.run_id, results)
+                # shielded: cancelling the wait must not cancel a write that has not started yet
+                await asyncio.shield(asyncio.wrap_future(self.in_flight))
+                self.in_flight = None
             for result in results:
                 if self.on_episode is not None:
                     self.on_episode(result)
 
-    def write_waiting(self) -> None:
-        """After a failure or Ctrl-C: store the episodes that finished but were not written."""
-        results = []
-        while not self.queue.empty():
-            result = self.queue.get_nowait()
-            if result is not None:
-                results.append(result)
-        if results:
-            self.store.write_episodes(self.run_id, results)
+    def finish(self) -> None:
+        """After a failure or Ctrl-C: let a write in progress end (a cancelled wait does not
+        stop its thread), then store the episodes that finished but were not written yet."""
+        try:
+            if self.in_flight is not None:
+                self.in_flight.result()
+            results = []
+            while not self.queue.empty():
+                result = self.queue.get_nowait()
+                if result is not None:
+                    results.append(result)
+            if results:
+                self.store.write_episodes(self.run_id, results)
+        finally:
+            self.thread.shutdown(wait=True)
 
 
 async def execute(
@@ -407,17 +419,18 @@ async def execute(
     try:
         await _run_tasks(writer.run(), play_all())
     except asyncio.CancelledError:
-        writer.write_waiting()
+        writer.finish()
         store.set_status(run_id, "interrupted")
         raise
     except BudgetStop as exc:
-        writer.write_waiting()
+        writer.finish()
         store.set_status(run_id, "budget_exhausted", str(exc))
         raise
     except RunFailed as exc:
-        writer.write_waiting()
+        writer.finish()
         store.set_status(run_id, "failed", str(exc))
         raise
+    writer.finish()
     store.set_status(run_id, "finished")
 
 
