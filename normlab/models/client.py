@@ -194,7 +194,7 @@ class ModelClient:
             try:
                 async with self.resources.limit(self.model, self.max_connections):
                     response = await lm.acompletion(**kwargs)
-                reply = _reply_from_response(response, lm)
+                reply = _reply_from_response(response)
                 reply.latency_s = time.perf_counter() - started
                 self._record(messages, params, reply, key, None)
                 return reply
@@ -224,7 +224,7 @@ class ModelClient:
                 "model": self.model,
                 "request": messages,
                 "params": {k: v for k, v in params.items() if k not in ("api_key",)},
-                "response": scrub_secrets(reply.content) if reply and reply.content is not None else None,
+                "response": reply.content if reply else None,
                 "tool_calls": [c.as_dict() for c in reply.tool_calls] if reply and reply.tool_calls else None,
                 "tokens_in": reply.tokens_in if reply else 0,
                 "tokens_out": reply.tokens_out if reply else 0,
@@ -237,7 +237,7 @@ class ModelClient:
         )
 
 
-def _reply_from_response(response: Any, lm: Any) -> ModelReply:
+def _reply_from_response(response: Any) -> ModelReply:
     choice = response.choices[0]
     message = choice.message
     calls = []
@@ -251,13 +251,8 @@ def _reply_from_response(response: Any, lm: Any) -> ModelReply:
             parsed = {"_unparsed": arguments}
         calls.append(ToolCall(name=str(name), arguments=parsed if isinstance(parsed, dict) else {"value": parsed}, id=str(getattr(raw, "id", "") or ""), raw_arguments=arguments if isinstance(arguments, str) else ""))
     usage = getattr(response, "usage", None)
-    cost = 0.0
-    model = str(getattr(response, "model", "") or "")
-    if not model.startswith(("local/", "mock/")):
-        try:
-            cost = float(lm.completion_cost(completion_response=response) or 0.0)
-        except Exception:
-            cost = 0.0  # models missing from LiteLLM's cost map cost "unknown", stored as 0
+    # LiteLLM prices every response it returns (0 for normlab's own providers); reuse that
+    cost = float(getattr(response, "_hidden_params", {}).get("response_cost") or 0.0)
     return ModelReply(
         content=getattr(message, "content", None),
         tool_calls=calls,
