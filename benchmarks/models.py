@@ -32,7 +32,7 @@ SCENARIO = """
 name: model-benchmark
 env: {{id: normlab/SupervisedShortcut-v0, params: {{supervision: random}}}}
 agents:
-  agent: {{kind: llm, model: mock/{name}, harness: direct, params: {{mock: {{latency: {latency}, reply: '{{"action": 0}}'}}}}}}
+  agent: {{kind: llm, model: mock/{name}, harness: direct, max_connections: 32, params: {{mock: {{latency: {latency}, reply: '{{"action": 0}}'}}}}}}
 episodes: {episodes}
 concurrency: {concurrency}
 cache: off
@@ -92,10 +92,10 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=200)
     args = parser.parse_args()
     if not args.skip_local:
-        from models_local import main as local_main
+        from models_local import bench as local_bench
 
         print("(a) local model through normlab vs raw llama-cpp-python")
-        local_main([])
+        asyncio.run(local_bench("smollm2-135m", 128, 5, 1))
     with tempfile.TemporaryDirectory() as tmp:
         overhead(Path(tmp), args.episodes)
         speedup(Path(tmp), args.episodes)

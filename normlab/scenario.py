@@ -57,7 +57,7 @@ class LLMAgentConfig(StrictModel):
     call_retries: int = Field(default=3, ge=0, description="Retries of a failed call (rate limits, timeouts, 5xx)")
     retry_delay: float = Field(default=0.5, ge=0.0, description="Base of the exponential backoff, seconds")
     timeout: float = Field(default=120.0, gt=0, description="Seconds before a call times out")
-    max_connections: int = Field(default=8, ge=1, description="Calls to this model in flight at once")
+    max_connections: int = Field(default=32, ge=1, description="Calls to this model in flight at once, across the run")
     params: dict[str, Any] = Field(default_factory=dict, description="Extra LiteLLM call arguments (top_p, mock behaviour...)")
 
 

@@ -122,7 +122,7 @@ class ModelClient:
         record: Callable[[dict[str, Any]], None] | None = None,
         api_base: str | None = None,
         extra: dict[str, Any] | None = None,
-        max_connections: int = 8,
+        max_connections: int = 32,
         retry: RetryPolicy | None = None,
         timeout: float = 120.0,
         seed: int = 0,
