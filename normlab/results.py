@@ -25,21 +25,6 @@ def dumps_json(value: Any) -> str:
     return orjson.dumps(value, default=_fallback, option=_JSON_OPTIONS).decode()
 
 
-def to_jsonable(value: Any) -> Any:
-    """A JSON-ready copy: envs may reuse arrays and dicts between steps, so records copy them."""
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    return repr(value)
-
-
 @dataclass
 class EpisodeResult:
     """Everything one episode produced. `steps` and `model_calls` are rows of plain values

@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from normlab.harnesses.actions import observation_text
-from normlab.harnesses.base import INVALID, HarnessContext, ToolHarness
+from normlab.harnesses.base import INVALID, Harness, HarnessContext, ToolHarness
 from normlab.harnesses.skills import load_skill_tool
 
 MISSING = "the langchain harness needs langchain-core and langchain-litellm: pip install 'normlab[langchain]'"
