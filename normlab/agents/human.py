@@ -47,6 +47,9 @@ class HumanAgent:
 
     async def act(self, observation: Any, info: dict[str, Any]) -> Any:
         text = observation.get("text") if isinstance(observation, dict) else None
+        rules = self.context.rules
+        if text is not None and rules and text.startswith(rules):
+            text = text[len(rules) :].lstrip()  # the rules were shown when the episode began
         self.console.print(escape(text if text is not None else repr(observation)))
         prompt = f"{self.name}, your action ({self._legal_actions()}): "
         while True:

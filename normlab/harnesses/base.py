@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from gymnasium import spaces
 
-from normlab.harnesses.actions import ACT_TOOL, ActionFormat
+from normlab.harnesses.actions import ACT_TOOL, ActionFormat, observation_text
 from normlab.harnesses.skills import Skill, skills_prompt
 from normlab.seeding import derive_seed
 
@@ -82,6 +82,15 @@ class Harness:
         if with_format:
             parts.append(self.format.instructions())
         return {"role": "system", "content": "\n\n".join(parts)}
+
+    def user_text(self, observation: Any) -> str:
+        """The observation as the user turn; rules the system prompt already states are cut
+        from its start (envs repeat them in the first observation for readers)."""
+        text = observation_text(observation)
+        rules = self.ctx.rules
+        if rules and text.startswith(rules):
+            text = text[len(rules) :].lstrip()
+        return text
 
     def note(self, key: str, value: Any) -> None:
         if self.ctx.annotate is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from normlab.harnesses.actions import observation_text
 from normlab.harnesses.base import Harness
 
 
@@ -17,5 +16,5 @@ class DirectHarness(Harness):
     description = "One model call per step; the answer is parsed into a legal action, with bounded re-asks."
 
     async def decide(self, observation: Any, info: dict[str, Any]) -> Any:
-        messages = [self.system_message(), {"role": "user", "content": observation_text(observation)}]
+        messages = [self.system_message(), {"role": "user", "content": self.user_text(observation)}]
         return await self.ask_for_action(messages)

@@ -18,7 +18,6 @@ import asyncio
 import json
 from typing import Any
 
-from normlab.harnesses.actions import observation_text
 from normlab.harnesses.base import INVALID, Harness, HarnessContext, ToolHarness
 from normlab.harnesses.skills import load_skill_tool
 
@@ -138,7 +137,7 @@ class LangChainHarness(ToolHarness):
 
     async def decide(self, observation: Any, info: dict[str, Any]) -> Any:
         system = self.system_message()["content"]
-        messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(observation_text(observation))]
+        messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(self.user_text(observation))]
         action_names = {t.name for t in self.action_tools}
         record: list[dict[str, Any]] = []
         self.loaded_skills = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from normlab.harnesses.actions import observation_text
 from normlab.harnesses.base import INVALID, ToolHarness
 from normlab.harnesses.skills import load_skill_tool
 
@@ -25,7 +24,7 @@ class ReactHarness(ToolHarness):
         return tools
 
     async def decide(self, observation: Any, info: dict[str, Any]) -> Any:
-        messages: list[dict[str, Any]] = [self.system_message(), {"role": "user", "content": observation_text(observation)}]
+        messages: list[dict[str, Any]] = [self.system_message(), {"role": "user", "content": self.user_text(observation)}]
         tools = self.tools()
         self.loaded_skills = []
         error = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from normlab.harnesses.actions import observation_text
 from normlab.harnesses.base import Harness
 
 
@@ -45,14 +44,14 @@ class ReflectiveHarness(Harness):
             messages.append({"role": "user", "content": entry["situation"]})
             messages.append({"role": "assistant", "content": entry["answer"]})
             messages.append({"role": "user", "content": entry["feedback"]})
-        messages.append({"role": "user", "content": observation_text(observation)})
+        messages.append({"role": "user", "content": self.user_text(observation)})
         return await self.ask_for_action(messages)
 
     def observe_outcome(self, observation: Any, action: Any, reward: float, info: dict[str, Any]) -> None:
         events = info.get("events", []) if isinstance(info, dict) else []
         self.memory.append(
             {
-                "situation": observation_text(observation),
+                "situation": self.user_text(observation),
                 "answer": '{"action": null}' if action is None else f'{{"action": {action}}}',
                 "choice": self.format.describe(action),
                 "reward": reward,

@@ -69,6 +69,9 @@ def test_direct_parses_json_numbers_and_names(store):
     system = calls[0]["request"][0]["content"]
     assert "Prisoner's Dilemma" in system and '{"action": <choice>}' in system and "0 = cooperate" in system
     assert calls[0]["params"]["response_format"]["schema"]["properties"]["action"]["enum"] == [0, 1]
+    # the rules are stated once, in the system prompt, not again in the first user turn
+    first_user = calls[0]["request"][1]["content"]
+    assert first_user.startswith("Round 1 of 4") and "Points per round" not in first_user
 
 
 def test_direct_reasks_quoting_the_error(store):
