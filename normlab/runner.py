@@ -375,7 +375,8 @@ async def execute(
     width = concurrency or scenario.concurrency
     writer = _EpisodeWriter(store, run_id, on_episode, limit=max(16, 2 * width))
 
-    if carries_state(scenario):
+    stateful = carries_state(scenario)
+    if stateful:
         # each chain's episodes run in order, each starting from what the previous exported
         wanted = set(todo)
         jobs = [[i for i in chain_of(scenario, c) if i in wanted] for c in range(scenario.chains)]
@@ -390,7 +391,7 @@ async def execute(
             for job in pending:  # one shared iterator: each job is taken by exactly one worker
                 if env is None:
                     env = envs.make(scenario.env.id, **scenario.env.params)
-                carried = _stored_state(store, run_id, scenario, job[0])
+                carried = _stored_state(store, run_id, scenario, job[0]) if stateful else None
                 for index in job:
                     log = EpisodeLog()
                     try:
@@ -437,7 +438,7 @@ async def execute(
 def _stored_state(store: Store, run_id: str, scenario: Scenario, index: int) -> dict[str, Any] | None:
     """What the previous episode of `index`'s chain exported (when resuming mid-chain)."""
     previous = index - scenario.chains
-    if previous < 0 or not carries_state(scenario):
+    if previous < 0:
         return None
     return store.episode(run_id, previous).agent_state
 

@@ -83,8 +83,7 @@ class Store:
         with Session(self.engine, expire_on_commit=False) as session:
             run = session.get(Run, run_ref)
             if run is None:
-                matches = session.exec(select(Run).where(Run.id.startswith(run_ref, autoescape=True)).limit(2)).all()  # type: ignore[attr-defined]
-                matches = [m[0] if isinstance(m, tuple) or hasattr(m, "_mapping") else m for m in matches]
+                matches = session.scalars(select(Run).where(Run.id.startswith(run_ref, autoescape=True)).limit(2)).all()  # type: ignore[attr-defined]
                 if len(matches) == 1:
                     run = matches[0]
                 elif len(matches) > 1:
@@ -232,18 +231,16 @@ class Store:
 
     def episodes(self, run_id: str) -> list[Episode]:
         with Session(self.engine, expire_on_commit=False) as session:
-            rows = session.exec(select(Episode).where(Episode.run_id == run_id).order_by(Episode.index)).all()  # type: ignore[arg-type]
-            result = [r[0] if hasattr(r, "_mapping") else r for r in rows]
+            result = session.scalars(select(Episode).where(Episode.run_id == run_id).order_by(Episode.index)).all()  # type: ignore[arg-type]
             for ep in result:
                 session.expunge(ep)
-            return result
+            return list(result)
 
     def episode(self, run_id: str, index: int) -> Episode:
         with Session(self.engine, expire_on_commit=False) as session:
-            row = session.exec(select(Episode).where(Episode.run_id == run_id, Episode.index == index)).first()  # type: ignore[arg-type]
-            if row is None:
+            ep = session.scalars(select(Episode).where(Episode.run_id == run_id, Episode.index == index)).first()  # type: ignore[arg-type]
+            if ep is None:
                 raise StoreError(f"run {run_id} has no episode {index}")
-            ep = row[0] if hasattr(row, "_mapping") else row
             session.expunge(ep)
             return ep
 
