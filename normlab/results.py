@@ -13,6 +13,10 @@ _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def _fallback(value: Any) -> Any:
+    from normlab.requests import INVALID
+
+    if value is INVALID:  # an agent's answer that was no legal action
+        return None
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (set, frozenset, tuple)):

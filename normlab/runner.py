@@ -16,11 +16,14 @@ import warnings
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from normlab import __version__, envs
 from normlab.agents import Agent, AgentContext, AgentError, build_agent
+from normlab.agents.base import as_decision
+from normlab.envs.base import INVALID_ACTION
 from normlab.assets import RunAssets, resolve_assets, scenario_dir
 from normlab.models.types import BudgetExhausted
 from normlab.results import EpisodeResult, dumps_json
@@ -28,7 +31,8 @@ from normlab.scenario import Scenario
 from normlab.seeding import derive_seed
 from normlab.store import Run, Store, new_run_id
 from normlab.store import utcnow
-from normlab.turns import Boundary, Outcome
+from normlab.requests import INVALID
+from normlab.turns import Boundary, Outcome, Requests
 from normlab.turns import boundary as turns_of
 
 EpisodeCallback = Callable[[EpisodeResult], None]
@@ -62,22 +66,15 @@ def chain_of(scenario: Scenario, index: int) -> list[int]:
 
 
 class EpisodeLog:
-    """Episode-scoped sink agents write to: model calls, and notes stored with their step.
-    The runner stamps the turn `t`."""
+    """The model calls of one episode, stamped with the turn `t` and the agent that made
+    them; kept by the caller so an episode that does not finish still stores its calls."""
 
     def __init__(self) -> None:
         self.t = 0
         self.model_calls: list[dict[str, Any]] = []
-        self.notes: dict[str, dict[str, Any]] = {}
 
-    def record_model_call(self, agent: str, row: dict[str, Any]) -> None:
-        self.model_calls.append({**row, "t": self.t, "agent": agent})
-
-    def annotate(self, agent: str, key: str, value: Any) -> None:
-        self.notes.setdefault(agent, {})[key] = value
-
-    def take_notes(self, agent: str) -> dict[str, Any] | None:
-        return self.notes.pop(agent, None) if self.notes else None
+    def add_model_calls(self, agent: str, t: int, rows: Iterable[dict[str, Any]]) -> None:
+        self.model_calls.extend({**row, "t": t, "agent": agent} for row in rows)
 
 
 class _Recorder:
@@ -94,9 +91,6 @@ class _Recorder:
         t, agent, obs, action, reward, term, trunc, info = (
             row.t, row.agent, row.observation, row.action, row.reward, row.terminated, row.truncated, row.info
         )
-        notes = self.log.take_notes(agent)
-        if notes:  # what the agent's harness noted (memory shown, re-asks) goes with the step
-            info = {**(info or {}), "harness": notes}
         self.rows.append(
             {
                 "t": t,
@@ -175,19 +169,27 @@ async def play_episode(
                 action_meanings=envs.action_meanings(env, agent_id),
                 rules=envs.rules(env, agent_id),
                 extra={
-                    "log": log,
                     "scenario": scenario,
                     "episode_index": index,
                     "episode_seed": seed,
                     "resources": resources,
-                    "env_tools": envs.tools(env, agent_id),
                     "carried_state": (carried or {}).get(agent_id),
                     "assets": assets,
                 },
             )
             agents[agent_id] = build_agent(scenario.agents[agent_id], context)
             await agents[agent_id].reset(derive_seed("agent", seed, agent_id))
-        await _play(turns_of(env, first), agents, scenario.max_steps, recorder, log)
+        requests = Requests(env, action_spaces)
+        fallback = partial(envs.fallback_action, env)
+        try:
+            await _play(turns_of(env, first, requests), agents, scenario.max_steps, recorder, log, fallback)
+        except BaseException:
+            # calls of a decision that did not finish are still accounted for
+            for agent_id, agent in agents.items():
+                take = getattr(agent, "take_model_calls", None)
+                if take is not None:
+                    log.add_model_calls(agent_id, log.t, take())
+            raise
     finally:
         if own_env:
             env.close()
@@ -225,13 +227,24 @@ def _outcome(agent: Agent, row: Outcome) -> None:
         observe(row.observation, row.action, row.reward, row.info or {})
 
 
-async def _play(turns: Boundary, agents: dict[str, Agent], max_steps: int | None, rec: _Recorder, log: EpisodeLog) -> None:
+async def _play(
+    turns: Boundary,
+    agents: dict[str, Agent],
+    max_steps: int | None,
+    rec: _Recorder,
+    log: EpisodeLog,
+    fallback: Callable[[str], Any],
+) -> None:
     """The one loop: ask the acting agents, step, record the rows the step completed.
 
-    Scripted agents answer without waiting, so awaiting them in turn is much cheaper than a
-    task each; agents that wait on I/O (models, people) are asked side by side.
+    An agent's `INVALID` is carried out as the env's fallback (where it declares one), with
+    an `invalid_action` event in the agent's row; the row's action stays the agent's own
+    (stored as null). Scripted agents answer without waiting, so awaiting them in turn is much
+    cheaper than a task each; agents that wait on I/O (models, people) are asked side by side.
     """
     side_by_side = sum(1 for a in agents.values() if getattr(a, "waits_on_io", False)) > 1
+    # (agent, t) -> what the row gets beyond the env's info: notes, the invalid answer
+    pending: dict[tuple[str, int], tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
     while True:
         acting = turns.acting()
         if not acting:
@@ -239,19 +252,52 @@ async def _play(turns: Boundary, agents: dict[str, Agent], max_steps: int | None
         t = turns.t
         if max_steps is not None and t >= max_steps:  # truncation: the env is not stepped again
             for row in turns.cut():
+                _finish_row(row, pending)
                 _outcome(agents[row.agent], row)
                 rec.add(row)
             rec.truncate_last(t - 1)
             return
         log.t = t
         if side_by_side and len(acting) > 1:
-            chosen = await asyncio.gather(*(agents[turn.agent].act(turn.observation, turn.info) for turn in acting))
-            actions = {turn.agent: action for turn, action in zip(acting, chosen)}
+            chosen = await asyncio.gather(*(agents[turn.agent].act(turn.observation, turn.info, turn.request) for turn in acting))
         else:
-            actions = {turn.agent: await agents[turn.agent].act(turn.observation, turn.info) for turn in acting}
+            chosen = [await agents[turn.agent].act(turn.observation, turn.info, turn.request) for turn in acting]
+        actions: dict[str, Any] = {}
+        for turn, result in zip(acting, chosen):
+            decision = as_decision(result)
+            action = decision.action
+            if decision.model_calls:
+                log.add_model_calls(turn.agent, t, decision.model_calls)
+            invalid = None
+            if action is INVALID:
+                carried_out = fallback(turn.agent)
+                if carried_out is not None:
+                    invalid = {"type": INVALID_ACTION, "agent": turn.agent, "fallback": carried_out}
+                    action = carried_out
+            if decision.notes or invalid:
+                pending[(turn.agent, t)] = (decision.notes, invalid)
+            actions[turn.agent] = action
         for row in turns.step(actions):
+            _finish_row(row, pending)
             _outcome(agents[row.agent], row)
             rec.add(row)
+
+
+def _finish_row(row: Outcome, pending: dict[tuple[str, int], Any]) -> None:
+    """Add what the agent noted and the invalid-answer event to a completed row."""
+    if not pending:
+        return
+    found = pending.pop((row.agent, row.t), None)
+    if found is None:
+        return
+    notes, invalid = found
+    info = dict(row.info or {})
+    if notes:  # what the agent's harness noted (memory shown, re-asks) goes with the step
+        info["harness"] = notes
+    if invalid:
+        info["events"] = [invalid, *(info.get("events") or [])]
+        row.action = INVALID
+    row.info = info
 
 
 # --- runs --------------------------------------------------------------------------------

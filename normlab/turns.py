@@ -11,10 +11,13 @@ Parallel or through `parallel_to_aec` stores identical rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from normlab.envs import SINGLE_AGENT_ID, api_of
+from normlab.requests import Request, Tools, request_for_space
 
 
 DEFAULT_PHASE = "act"
@@ -27,12 +30,17 @@ class Turn:
     agent: str
     observation: Any
     info: dict[str, Any]
+    request: Request | None = field(default=None, repr=False)
 
     @property
     def phase(self) -> str:
         """The kind of turn (`talk`, `act`, ...): an env names it in the turn's info."""
-        phase = self.info.get("phase") if isinstance(self.info, dict) else None
-        return str(phase) if phase else DEFAULT_PHASE
+        return _phase(self.info)
+
+
+def _phase(info: Any) -> str:
+    phase = info.get("phase") if isinstance(info, dict) else None
+    return str(phase) if phase else DEFAULT_PHASE
 
 
 @dataclass
@@ -63,29 +71,64 @@ class Boundary(Protocol):
         """Rows still waiting for their outcome when the episode is cut short."""
 
 
-def boundary(env: Any, first: Any) -> Boundary:
-    """The turn view of an env just reset; `first` is what its `reset` returned."""
+RequestOf = Callable[[str], Request]
+
+
+class Requests:
+    """What each acting agent is asked for: the env's own per-turn request
+    (`EnvBase.action_request`), or the one its static action space stands for. A request with
+    query tools is bound to the env's `answer_query` for that agent."""
+
+    def __init__(self, env: Any, action_spaces: dict[str, Any]):
+        from normlab import envs
+        from normlab.envs.base import EnvBase
+
+        self.target = getattr(env, "unwrapped", env)
+        own = getattr(type(self.target), "action_request", None)
+        self.own = callable(own) and own is not EnvBase.action_request
+        # built after reset: some envs draw per-episode action meanings (roles)
+        self.static = {a: request_for_space(space, envs.action_meanings(env, a)) for a, space in action_spaces.items()}
+
+    def __call__(self, agent: str) -> Request:
+        if self.own:
+            request = self.target.action_request(agent)
+            if request is not None:
+                if isinstance(request, Tools) and request.query_tools and request.answer is None:
+                    request = request.bound(partial(self.target.answer_query, agent))
+                return request
+        return self.static[agent]
+
+
+def boundary(env: Any, first: Any, requests: RequestOf | None = None) -> Boundary:
+    """The turn view of an env just reset; `first` is what its `reset` returned; `requests`
+    says what each acting agent is asked for (None: nothing, for callers that do not ask)."""
     api = api_of(env)
+    ask = requests or _no_request
     if api == "gymnasium":
-        return GymnasiumTurns(env, first)
+        return GymnasiumTurns(env, first, ask)
     if api == "parallel":
-        return ParallelTurns(env, first)
-    return AECTurns(env)
+        return ParallelTurns(env, first, ask)
+    return AECTurns(env, ask)
+
+
+def _no_request(agent: str) -> None:
+    return None
 
 
 class GymnasiumTurns:
-    def __init__(self, env: Any, first: Any):
+    def __init__(self, env: Any, first: Any, requests: Any):
         self.env = env
+        self.requests = requests
         self.observation, self.info = first
         self.t = 0
         self.done = False
 
     def acting(self) -> list[Turn]:
-        return [] if self.done else [Turn(SINGLE_AGENT_ID, self.observation, self.info or {})]
+        return [] if self.done else [Turn(SINGLE_AGENT_ID, self.observation, self.info or {}, self.requests(SINGLE_AGENT_ID))]
 
     def step(self, actions: dict[str, Any]) -> list[Outcome]:
         action = actions[SINGLE_AGENT_ID]
-        phase = self.acting()[0].phase
+        phase = _phase(self.info)
         observation, reward, terminated, truncated, info = self.env.step(action)
         row = Outcome(self.t, SINGLE_AGENT_ID, self.observation, action, float(reward or 0.0), bool(terminated), bool(truncated), info, phase)
         self.observation, self.info = observation, info
@@ -98,16 +141,17 @@ class GymnasiumTurns:
 
 
 class ParallelTurns:
-    def __init__(self, env: Any, first: Any):
+    def __init__(self, env: Any, first: Any, requests: Any):
         self.env = env
+        self.requests = requests
         self.observations, self.infos = first
         self.t = 0
 
     def acting(self) -> list[Turn]:
-        return [Turn(a, self.observations[a], self.infos.get(a, {})) for a in self.env.agents]
+        return [Turn(a, self.observations[a], self.infos.get(a, {}), self.requests(a)) for a in self.env.agents]
 
     def step(self, actions: dict[str, Any]) -> list[Outcome]:
-        phases = {turn.agent: turn.phase for turn in self.acting()}
+        phases = {a: _phase(self.infos.get(a)) for a in actions}
         observations, rewards, terms, truncs, infos = self.env.step(actions)
         rows = [
             Outcome(
@@ -125,8 +169,9 @@ class ParallelTurns:
 
 
 class AECTurns:
-    def __init__(self, env: Any):
+    def __init__(self, env: Any, requests: Any):
         self.env = env
+        self.requests = requests
         self.t = 0
         self.acted: set[str] = set()
         self.pending: dict[str, Outcome] = {}  # acted, waiting for what the action led to
@@ -151,7 +196,7 @@ class AECTurns:
             if agent in self.acted:  # everyone still playing has had a turn: a new cycle
                 self.t += 1
                 self.acted.clear()
-            self.turn = Turn(agent, observation, info or {})
+            self.turn = Turn(agent, observation, info or {}, self.requests(agent))
             return
 
     def acting(self) -> list[Turn]:

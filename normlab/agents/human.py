@@ -64,7 +64,7 @@ class HumanAgent:
             if self.context.rules:
                 self.console.print(escape(self.context.rules))
 
-    async def act(self, observation: Any, info: dict[str, Any]) -> Any:
+    async def act(self, observation: Any, info: dict[str, Any], request: Any = None) -> Any:
         # the whole exchange runs on one worker thread, inside one pause: two human seats of
         # a parallel env take turns at the terminal instead of interleaving their prompts
         return await asyncio.to_thread(self._ask, observation)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-from normlab.agents.base import AgentContext
+from normlab.agents.base import AgentContext, Decision
 from normlab.harnesses import HARNESSES, HarnessContext
+from normlab.requests import Request
 
 
 class LLMAgent:
@@ -21,12 +22,14 @@ class LLMAgent:
         self.config = config
         self.context = context
         extra = context.extra
-        log = extra.get("log")
         self.agent_id = context.agent_id
+        # what one decision produced: returned with it, never written anywhere else
+        self._calls: list[dict[str, Any]] = []
+        self._notes: dict[str, Any] = {}
         self.client = ModelClient(
             config.model,
             resources=extra.get("resources") or ModelResources(cache_mode="off"),
-            record=(lambda row: log.record_model_call(self.agent_id, row)) if log is not None else None,
+            record=self._calls.append,
             api_base=config.api_base,
             extra=config.params,
             max_connections=config.max_connections,
@@ -56,8 +59,7 @@ class LLMAgent:
             constrain=style is not None,
             schema_style=style or "json_object",
             schema_fallback=fallback,
-            env_tools=extra.get("env_tools"),
-            annotate=(lambda key, value: log.annotate(self.agent_id, key, value)) if log is not None else None,
+            annotate=self._notes.__setitem__,
             extra_tools=assets.tool_objects(self.agent_id),
         )
         self.harness = HARNESSES[config.harness].load()(harness_ctx)
@@ -68,8 +70,17 @@ class LLMAgent:
         self.client.rng.seed(seed)
         self.harness.reset(seed)
 
-    async def act(self, observation: Any, info: dict[str, Any]) -> Any:
-        return await self.harness.decide(observation, info)
+    async def act(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Decision:
+        action = await self.harness.decide(observation, info, request)
+        notes = dict(self._notes) or None
+        self._notes.clear()
+        return Decision(action, notes, self.take_model_calls())
+
+    def take_model_calls(self) -> tuple[dict[str, Any], ...]:
+        """Model calls made since the last decision (all of them when a decision failed)."""
+        calls = tuple(self._calls)
+        self._calls.clear()
+        return calls
 
     def observe_outcome(self, observation: Any, action: Any, reward: float, info: dict[str, Any]) -> None:
         self.harness.observe_outcome(observation, action, reward, info)

@@ -59,7 +59,7 @@ class ScriptedAgent:
     def start(self) -> None:
         """Clear per-episode state."""
 
-    async def act(self, observation: Any, info: dict[str, Any]) -> Any:
+    async def act(self, observation: Any, info: dict[str, Any], request: Any = None) -> Any:
         return self.choose(observation)
 
     def choose(self, observation: Any) -> Any:

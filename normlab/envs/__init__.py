@@ -20,7 +20,6 @@ from normlab.envs.registry import (
     rules,
     spec,
     specs,
-    tools,
 )
 
 IPD_ENTRY = "normlab.envs.dilemmas.prisoners_dilemma:IteratedPrisonersDilemmaEnv"
@@ -74,5 +73,4 @@ __all__ = [
     "rules",
     "spec",
     "specs",
-    "tools",
 ]

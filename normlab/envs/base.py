@@ -10,9 +10,15 @@ attributes and methods with sensible defaults, nothing that touches `reset` or `
 - `event_types`: every event type the env puts in `info["events"]`, with what it means;
   `move_events`: the types that only restate the move an agent made (feedback skips them).
 - `rules(agent)`, `action_meanings(agent)`: text for prompts.
-- `fallback_action(agent)`: what an invalid answer (None, or anything outside the action
-  space) is carried out as. The env applies it itself and records an `invalid_action` event;
-  None means the env has no such action and handles an invalid answer on its own terms.
+- `action_request(agent)`: what the acting agent is asked for this turn (a
+  `normlab.requests.Request`: choice, integer, number, text, tool, composite); None (the
+  default) asks for what the static action space stands for.
+- `answer_query(agent, call)`: the result of a *query* tool call (`Tools` requests), answered
+  inside the turn without stepping the env.
+- `fallback_action(agent)`: what an invalid answer is carried out as. An agent that gives no
+  legal action returns `INVALID`; the runner carries out the fallback and records an
+  `invalid_action` event. None means the env has no such action: it is handed `INVALID` (or a
+  caller's illegal action) and handles it on its own terms.
 - `metrics(steps)`: per-episode metrics from stored step rows (the default counts events).
 """
 
@@ -211,6 +217,15 @@ class EnvBase:
     def action_meanings(self, agent: str | None = None) -> list[str] | None:
         """Names of the discrete actions, in order."""
         return None
+
+    def action_request(self, agent: str | None = None) -> Any:
+        """This turn's request for `agent` (a `normlab.requests.Request`), or None for the
+        one the static action space stands for."""
+        return None
+
+    def answer_query(self, agent: str | None, call: dict[str, Any]) -> Any:
+        """The result of a query tool call (JSON-ready), answered without stepping the env."""
+        return {"success": False, "error": f"{call.get('tool')!r} is not a query tool of this env"}
 
     def fallback_action(self, agent: str | None = None) -> Any:
         """The action an invalid answer is carried out as (None: the env has none, see above)."""

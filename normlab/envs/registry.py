@@ -291,13 +291,6 @@ def rules(env: Any, agent: str) -> str | None:
     return str(text) if text is not None else None
 
 
-def tools(env: Any, agent: str) -> list[dict[str, Any]] | None:
-    """OpenAI function schemas of the env's tools, for envs whose actions are tool calls."""
-    describe = getattr(_target(env), "tools", None)
-    found = describe(agent) if callable(describe) else None
-    return list(found) if found is not None else None
-
-
 def event_types(env: Any) -> dict[str, str] | None:
     """The event types an env declares (type -> meaning), None where it declares none."""
     declared = getattr(_target(env), "event_types", None)

@@ -4,6 +4,10 @@ A harness renders the observation, the action space, tools and skills into messa
 the model client, and parses the answer into a legal action. It re-asks a bounded number of
 times on a malformed answer and then returns `INVALID`, which the env turns into its
 documented fallback and an `invalid_action` event; it never crashes the episode.
+
+Each turn brings the env's request (`normlab.requests`): the harness builds its instructions,
+JSON schema and parser from it. A call of a *query* tool is answered inside the turn (by the
+env, through the request) and the model is asked again; an action ends the turn.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from typing import Any, ClassVar
 
 from gymnasium import spaces
 
+
 from normlab.harnesses.actions import ACT_TOOL, ActionFormat, observation_text
 from normlab.harnesses.skills import Skill, skills_prompt
 from normlab.models.types import ModelError
+from normlab.requests import INVALID, Request, Tools
+from normlab.results import dumps_json
 from normlab.seeding import derive_seed
-
-#: What a harness returns when no legal action could be read: envs treat it as invalid.
-INVALID = None
 
 #: Servers, as (model, api_base), that refused the json_schema form in this process: asked in
 #: the json_object form from then on, without a refused call first.
@@ -48,19 +52,20 @@ class HarnessContext:
     max_reasks: int = 2
     max_iterations: int = 8
     memory: int = 5
-    constrain: bool = True  # send the action's JSON schema as response_format
+    constrain: bool = True  # send the answer's JSON schema as response_format
     #: its form: "json_object" (llama.cpp's, for normlab's own providers) or "json_schema"
     #: (OpenAI's, for servers and API models); see ActionFormat.response_format
     schema_style: str = "json_object"
     #: whether a server that refuses the json_schema form is asked in llama.cpp's form instead
     #: (structured_output: auto on a server: llama-cpp-python's server accepts only that one)
     schema_fallback: bool = False
-    env_tools: list[dict[str, Any]] | None = None
     annotate: Any = None  # callable(key, value): notes stored with the step's info
     extra_tools: list[Any] = field(default_factory=list)
     #: calls of tools that are not actions (load_skill, user tools) allowed in one turn
     #: before the model is offered the action tools alone, with a call required
     max_side_calls: int = 3
+    #: the request of turns that bring none (the static action space's)
+    request: Request | None = None
 
 
 def _transient(exc: ModelError) -> bool:
@@ -79,9 +84,42 @@ class Harness:
 
     def __init__(self, ctx: HarnessContext):
         self.ctx = ctx
-        self.format = ActionFormat(ctx.action_space, ctx.action_meanings)
+        self.default_request = ctx.request or ActionFormat(ctx.action_space, ctx.action_meanings).request
+        self.format = ActionFormat(self.default_request)
         self.seed = 0
         self.calls = 0
+
+    def use(self, request: Request | None) -> ActionFormat:
+        """The format of this turn's request (rebuilt only when the request changes)."""
+        request = request or self.default_request
+        if request is not self.format.request and request != self.format.request:
+            self.format = ActionFormat(request)
+        elif isinstance(request, Tools):
+            self.format.request = self.format.tools = request  # the same tools, bound to this turn
+        return self.format
+
+    @property
+    def request(self) -> Request:
+        return self.format.request
+
+    def query_result(self, action: Any) -> str | None:
+        """For a query tool call, the env's answer as text (the turn goes on); None for an
+        action, which ends the turn."""
+        tools = self.format.tools
+        if tools is None or not isinstance(action, dict) or not tools.is_query(str(action.get("tool"))):
+            return None
+        try:
+            result = tools.ask(action)
+        except Exception as exc:  # an env's lookup must not end the episode
+            result = {"success": False, "error": f"{type(exc).__name__}: {exc}"}
+        return result if isinstance(result, str) else dumps_json(result)
+
+    def acting_format(self) -> ActionFormat:
+        """The format once a turn has spent its side calls: the action tools alone."""
+        tools = self.format.tools
+        if tools is None or not tools.query_tools or not tools.action_tools:
+            return self.format
+        return ActionFormat(Tools(tools.action_tools))
 
     def reset(self, seed: int) -> None:
         self.seed = seed
@@ -116,7 +154,9 @@ class Harness:
         if self.ctx.annotate is not None:
             self.ctx.annotate(key, value)
 
-    async def decide(self, observation: Any, info: dict[str, Any]) -> Any:
+    async def decide(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Any:
+        """This turn's action (or INVALID); `request` is what the env asks for (None: the
+        static action space's request)."""
         raise NotImplementedError
 
     def observe_outcome(self, observation: Any, action: Any, reward: float, info: dict[str, Any]) -> None:
@@ -133,16 +173,18 @@ class Harness:
         client = self.ctx.client
         return str(getattr(client, "model", "")), getattr(client, "api_base", None)
 
-    def response_format(self) -> dict[str, Any] | None:
-        """The action's schema as this agent sends it, or None (not constrained)."""
+    def response_format(self, form: ActionFormat | None = None) -> dict[str, Any] | None:
+        """The answer's schema as this agent sends it, or None (not constrained)."""
         if not self.ctx.constrain:
             return None
         style = self.ctx.schema_style
         if style == "json_schema" and self.ctx.schema_fallback and self._server() in _REFUSED_JSON_SCHEMA:
             style = "json_object"
-        return self.format.response_format(style)
+        return (form or self.format).response_format(style)
 
-    async def complete_constrained(self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None, **kwargs: Any) -> tuple[Any, dict[str, Any] | None]:
+    async def complete_constrained(
+        self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None, form: ActionFormat | None = None, **kwargs: Any
+    ) -> tuple[Any, dict[str, Any] | None]:
         """A call with `response_format`; where the agent may fall back and the json_schema form
         fails (refused, or not in a replayed cache), the same call in the json_object form.
         Returns the reply and the form that got it; the first error if both fail."""
@@ -152,7 +194,7 @@ class Harness:
             refused = (response_format or {}).get("type") == "json_schema" and self.ctx.schema_fallback
             if not refused or _transient(exc):
                 raise
-            fallback = self.format.response_format("json_object")
+            fallback = (form or self.format).response_format("json_object")
             try:
                 reply = await self.ctx.client.complete(messages, response_format=fallback, **kwargs)
             except ModelError:
@@ -162,13 +204,18 @@ class Harness:
             return reply, fallback
 
     async def ask_for_action(self, messages: list[dict[str, Any]]) -> Any:
-        """Call the model, parse, re-ask quoting the error; `INVALID` after the last re-ask."""
-        response_format = self.response_format()
+        """Call the model and parse; re-ask quoting the error, `INVALID` after the last
+        re-ask. A query tool call (a tool request answered as JSON) is answered and the model
+        asked again; after `max_side_calls` of them only the action tools are offered."""
+        form = self.format
+        response_format = self.response_format(form)
         answer, error = None, None
-        for attempt in range(self.ctx.max_reasks + 1):
+        attempt = queries = 0
+        while attempt <= self.ctx.max_reasks:
             reply, response_format = await self.complete_constrained(
                 messages,
                 response_format,
+                form,
                 temperature=self.ctx.temperature,
                 max_tokens=self.ctx.max_tokens,
                 seed=self.next_seed(),
@@ -176,11 +223,27 @@ class Harness:
             answer = reply.content
             if answer is None and reply.tool_calls:
                 answer = reply.tool_calls[0].raw_arguments or str(reply.tool_calls[0].arguments)
-            action, error = self.format.parse(answer)
+            action, error = form.parse(answer)
             if error is None:
-                if attempt:
-                    self.note("reasks", attempt)
-                return action
+                result = self.query_result(action)
+                if result is None:
+                    if attempt:
+                        self.note("reasks", attempt)
+                    return action
+                queries += 1
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": answer or ""},
+                    {"role": "user", "content": f"Result of {action['tool']}: {result}"},
+                ]
+                if queries >= self.ctx.max_side_calls and form is self.format:
+                    form = self.acting_format()
+                    response_format = self.response_format(form)
+                    if form is not self.format:
+                        self.note("forced_action", {"after_side_calls": queries})
+                        messages[-1]["content"] += f"\n\nNow act. {form.instructions()}"
+                continue
+            attempt += 1
             messages = [
                 *messages,
                 {"role": "assistant", "content": answer or ""},
@@ -202,24 +265,30 @@ class ToolHarness(Harness):
 
     def system_message(self, with_format: bool = True) -> dict[str, str]:
         message = super().system_message(with_format=False)
-        message["content"] += "\n\nUse the tools to act. " + (
-            "Your action is a call of one of the environment's tools."
-            if self.ctx.env_tools
-            else f"Your action is a call of the `{ACT_TOOL}` tool ({self.format.choices_text()})."
-        )
+        tools = self.format.tools
+        if tools is not None:
+            lookups = ", ".join(t.name for t in tools.query_tools)
+            how = "Your action is a call of one of the environment's action tools: " + ", ".join(t.name for t in tools.action_tools) + "."
+            if lookups:
+                how += f" Lookup tools ({lookups}) answer without ending your turn."
+        else:
+            how = f"Your action is a call of the `{ACT_TOOL}` tool ({self.format.choices_text()})."
+        message["content"] += "\n\nUse the tools to act. " + how
         return message
 
     def env_action(self, name: str, arguments: dict[str, Any]) -> tuple[Any, str | None]:
-        """The env action a tool call stands for, or why it stands for none."""
-        if self.ctx.env_tools:
-            if name in {t["function"]["name"] for t in self.ctx.env_tools}:
-                return {"tool": name, "arguments": arguments}, None
-            return None, f"unknown tool {name!r}"
+        """The env action (or query call) a tool call stands for, or why it stands for none."""
+        if self.format.tools is not None:
+            return self.format.coerce({"tool": name, "arguments": arguments})
         if name != ACT_TOOL:
-            return None, f"unknown tool {name!r}"
+            return INVALID, f"unknown tool {name!r}"
         if "action" not in arguments:
-            return None, f'the {ACT_TOOL} tool needs an "action" argument'
+            return INVALID, f'the {ACT_TOOL} tool needs an "action" argument'
         return self.format.coerce(arguments["action"])
+
+    def is_env_tool(self, name: str) -> bool:
+        tools = self.format.tools
+        return name == ACT_TOOL if tools is None else any(t.name == name for t in tools.tools)
 
     def load_skill(self, arguments: dict[str, Any]) -> str:
         """The `load_skill` tool: a skill's body; what was loaded is noted with the step."""
@@ -234,14 +303,20 @@ class ToolHarness(Harness):
     def offers_skills(self) -> bool:
         return bool(self.ctx.skills) and self.ctx.skills_mode == "on_demand"
 
+    def env_tool_schemas(self) -> list[dict[str, Any]]:
+        """The env's tools this turn (query and action tools), or `act`."""
+        tools = self.format.tools
+        return [t.openai() for t in tools.tools] if tools is not None else [self.format.tool()]
+
     def action_tool_schemas(self) -> list[dict[str, Any]]:
-        """The tools whose call is the turn's action: the env's tools, or `act`."""
-        return list(self.ctx.env_tools or [self.format.tool()])
+        """The tools whose call is the turn's action: the env's action tools, or `act`."""
+        tools = self.format.tools
+        return [t.openai() for t in (tools.action_tools or tools.tools)] if tools is not None else [self.format.tool()]
 
     def must_act(self, side_calls: int) -> bool:
         """Whether to offer the action tools alone from now on in this turn.
 
-        A small model offered `load_skill` or a lookup tool may call it on every iteration
+        A small model offered `load_skill` or a query tool may call it on every iteration
         and never act; after `max_side_calls` such calls the turn asks for the action alone
         (constrained models are then held to an action tool's schema)."""
         if side_calls < self.ctx.max_side_calls:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from normlab.harnesses.base import Harness
+from normlab.requests import Request
 
 
 class DirectHarness(Harness):
@@ -15,6 +16,7 @@ class DirectHarness(Harness):
     name = "direct"
     description = "One model call per step; the answer is parsed into a legal action, with bounded re-asks."
 
-    async def decide(self, observation: Any, info: dict[str, Any]) -> Any:
+    async def decide(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Any:
+        self.use(request)
         messages = [self.system_message(), {"role": "user", "content": self.user_text(observation)}]
         return await self.ask_for_action(messages)

@@ -6,9 +6,9 @@ every call through normlab's `ModelClient`. So the response cache, retries, the 
 and the `model_call` rows apply to this harness exactly as to the others, and a cached run
 replays offline.
 
-The action is a call of an env tool (envs that declare tools), of the `act` tool (envs that
-do not), or a final answer in the `{"action": ...}` format. `load_skill` (on-demand skills)
-and the user's own tools answer inside the loop; a user tool that fails answers with its
+The action is a call of an env action tool (turns that request a tool call), of the `act`
+tool (other turns), or a final answer in the `{"action": ...}` format. The env's query tools,
+`load_skill` (on-demand skills) and the user's own tools answer inside the loop; a user tool that fails answers with its
 error, so the model can go on. Bounded by `max_iterations` model turns.
 """
 
@@ -18,7 +18,8 @@ import asyncio
 import json
 from typing import Any
 
-from normlab.harnesses.base import INVALID, Harness, HarnessContext, ToolHarness
+from normlab.harnesses.base import Harness, HarnessContext, ToolHarness
+from normlab.requests import INVALID, Request
 from normlab.harnesses.skills import load_skill_tool
 
 MISSING = "the langchain harness needs langchain-core and langchain-litellm: pip install 'normlab[langchain]'"
@@ -91,19 +92,28 @@ class LangChainHarness(ToolHarness):
 
     def __init__(self, ctx: HarnessContext):
         super().__init__(ctx)
-        self.action_tools = [SchemaTool.from_openai(t) for t in (ctx.env_tools or [self.format.tool()])]
         self.skill_tools = (
             [SchemaTool.from_openai(load_skill_tool(ctx.skills))] if self.offers_skills() else []
         )
         self.user_tools = {t.name: t for t in flatten_tools(ctx.extra_tools)}
-        taken = {t.name for t in self.action_tools + self.skill_tools}
+        self.chat = self._chat_model()
+        self.bound_for: Any = None
+        self.bind()
+
+    def bind(self) -> None:
+        """Bind the chat model to this turn's tools (again only when the request changed)."""
+        if self.bound_for is self.format:
+            return
+        self.env_tools = [SchemaTool.from_openai(t) for t in self.env_tool_schemas()]
+        taken = {t.name for t in self.env_tools + self.skill_tools}
         clashes = sorted(taken & set(self.user_tools))
         if clashes:
             raise ValueError(f"tool names {', '.join(clashes)} are taken by the langchain harness's own tools; rename them")
-        self.chat = self._chat_model()
-        self.model = self.chat.bind_tools(self.action_tools + self.skill_tools + list(self.user_tools.values()))
+        self.model = self.chat.bind_tools(self.env_tools + self.skill_tools + list(self.user_tools.values()))
         # offered once a turn has spent its side calls: the action tools alone, a call required
-        self.acting_model = self.chat.bind_tools(self.action_tools, tool_choice=self.forced_tool_choice())
+        acting = [SchemaTool.from_openai(t) for t in self.action_tool_schemas()]
+        self.acting_model = self.chat.bind_tools(acting, tool_choice=self.forced_tool_choice())
+        self.bound_for = self.format
 
     def _chat_model(self) -> Any:
         from normlab.models.providers import litellm
@@ -138,10 +148,12 @@ class LangChainHarness(ToolHarness):
         self.note("tool_calls", list(record))
         return result
 
-    async def decide(self, observation: Any, info: dict[str, Any]) -> Any:
+    async def decide(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Any:
+        self.use(request)
+        self.bind()
         system = self.system_message()["content"]
         messages: list[BaseMessage] = [SystemMessage(system), HumanMessage(self.user_text(observation))]
-        action_names = {t.name for t in self.action_tools}
+        action_names = {t.name for t in self.env_tools}
         record: list[dict[str, Any]] = []
         self.loaded_skills = []
         error = None
@@ -154,7 +166,12 @@ class LangChainHarness(ToolHarness):
             if not reply.tool_calls and not reply.invalid_tool_calls:
                 action, error = self.format.parse(_text(reply.content))
                 if error is None:
-                    return action
+                    result = self.query_result(action)
+                    if result is None:
+                        return action
+                    side_calls += 1
+                    messages.append(HumanMessage(f"Result of {action['tool']}: {result}"))
+                    continue
                 messages.append(HumanMessage(f"That answer could not be used: {error} Call a tool to act."))
                 continue
             for call in reply.tool_calls:
@@ -163,8 +180,12 @@ class LangChainHarness(ToolHarness):
                 if name in action_names:
                     action, error = self.env_action(name, arguments)
                     if error is None:
-                        return action
-                    result = f"error: {error}"
+                        result = self.query_result(action)
+                        if result is None:
+                            return action
+                        side_calls += 1
+                    else:
+                        result = f"error: {error}"
                 elif self.skill_tools and name == "load_skill":
                     side_calls += 1
                     result = self.load_skill(arguments)

@@ -12,6 +12,8 @@ from collections.abc import Collection
 from typing import Any
 
 from normlab.harnesses.base import Harness
+from normlab.requests import INVALID, Request
+from normlab.results import dumps_json
 
 
 def feedback_text(reward: float, events: list[dict[str, Any]], moves: Collection[str] | None = None) -> str:
@@ -43,7 +45,8 @@ class ReflectiveHarness(Harness):
     def window(self) -> list[dict[str, Any]]:
         return self.memory[-self.ctx.memory :] if self.ctx.memory > 0 else []
 
-    async def decide(self, observation: Any, info: dict[str, Any]) -> Any:
+    async def decide(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Any:
+        self.use(request)
         shown = self.window()
         self.note("memory", shown)
         messages: list[dict[str, Any]] = [self.system_message()]
@@ -59,7 +62,7 @@ class ReflectiveHarness(Harness):
         self.memory.append(
             {
                 "situation": self.user_text(observation),
-                "answer": '{"action": null}' if action is None else f'{{"action": {action}}}',
+                "answer": '{"action": null}' if action is None or action is INVALID else '{"action": ' + dumps_json(action) + "}",
                 "choice": self.format.describe(action),
                 "reward": reward,
                 "feedback": feedback_text(reward, events),

@@ -78,7 +78,7 @@ def test_registry_functions_read_the_env_under_gymnasium_wrappers():
     assert envs.event_types(env) == env.unwrapped.event_types
     assert envs.fallback_action(env, envs.SINGLE_AGENT_ID) is None
     assert envs.rules(env, envs.SINGLE_AGENT_ID) is None  # the base's default, not "None"
-    assert envs.tools(env, envs.SINGLE_AGENT_ID) is None
+    assert env.unwrapped.action_request(envs.SINGLE_AGENT_ID) is None  # the static space's request
     assert len(envs.action_meanings(env, envs.SINGLE_AGENT_ID)) == 2
 
 

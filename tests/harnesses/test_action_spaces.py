@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from normlab.harnesses.actions import ActionFormat, coerce_to_space, space_schema
+from normlab.requests import INVALID
+from normlab.harnesses.actions import ActionFormat
+from normlab.spaces import coerce_to_space, space_schema
 
 MESSAGE = spaces.Text(max_length=40, min_length=1, charset=string.ascii_letters + string.digits + " .,!?'")
 OFFER = spaces.Dict({"message": MESSAGE, "keep": spaces.Discrete(11)})
@@ -68,9 +70,9 @@ def test_free_text_is_an_action():
     assert fmt.parse('{"action": "I will cooperate"}') == ("I will cooperate", None)
     assert fmt.parse("  Deal, I keep four.  ") == ("Deal, I keep four.", None)  # a bare answer
     action, error = fmt.parse('{"action": "' + "x" * 41 + '"}')
-    assert action is None and "41 characters" in error
+    assert action is INVALID and "41 characters" in error
     action, error = fmt.parse('{"action": "no <tags> allowed"}')
-    assert action is None and "<" in error
+    assert action is INVALID and "<" in error
     assert fmt.value_schema() == {"type": "string", "minLength": 1, "maxLength": 40}
 
 
@@ -86,7 +88,7 @@ def test_a_composite_action_is_read_field_by_field():
         ('{"action": {"message": "ok", "keep": NaN}}', "keep"),
     ]:
         action, error = fmt.parse(bad)
-        assert action is None and why in error, (bad, error)
+        assert action is INVALID and why in error, (bad, error)
     assert '"keep": an integer from 0 to 10' in fmt.instructions()
 
 

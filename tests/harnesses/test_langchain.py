@@ -12,6 +12,8 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # normlab.models.mock imports LiteLLM
 
 import pytest
+
+from normlab.requests import Tool, Tools
 from gymnasium import spaces
 from langchain_core.tools import tool
 
@@ -142,7 +144,7 @@ def test_env_tools_are_the_action():
         return {"tool_calls": [{"name": "issue_refund", "arguments": {"amount": 12.5}}]}
 
     mock.register(NAME, model)
-    h, _ = harness(env_tools=[env_tool])
+    h, _ = harness(request=Tools((Tool("issue_refund", "Refund a customer.", env_tool["function"]["parameters"]),)))
     assert decide(h) == {"tool": "issue_refund", "arguments": {"amount": 12.5}}
     assert seen[0]["tools"] == [env_tool]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from normlab.requests import INVALID
 from normlab.cli import app
 from normlab.harnesses.actions import ActionFormat
 from normlab.models import mock
@@ -23,16 +24,16 @@ ODD = ["1e999", "-1e999", "NaN", "Infinity", HUGE, f"-{HUGE}", "1.5", "true", '"
 def test_odd_numbers_are_invalid_answers_not_exceptions(number):
     fmt = ActionFormat(spaces.Discrete(2), ["cooperate", "defect"])
     action, error = fmt.parse(f'{{"action": {number}}}')
-    assert action is None and error
+    assert action is INVALID and error
     action, error = fmt.parse(number)
-    assert action is None and error
+    assert action is INVALID and error
 
 
 @pytest.mark.parametrize("number", ["1e999", "NaN", HUGE])
 def test_odd_numbers_in_a_box_space_are_invalid(number):
     fmt = ActionFormat(spaces.Box(low=0, high=1, shape=(1,), dtype="int64"))
     action, error = fmt.parse(f'{{"action": [{number}]}}')
-    assert action is None and error
+    assert action is INVALID and error
 
 
 def run_cli(tmp_path: Path, agent: str, env: str = "normlab/SupervisedShortcut-v0", seat: str = "agent") -> tuple[str, str]:

@@ -32,31 +32,29 @@ JSON_OBJECT = {"type": "json_object", "schema": SCHEMA}
 
 
 class Log:
-    """What an EpisodeLog receives from an agent: model_call rows and harness notes."""
+    """What the runner takes from an agent's decisions: model_call rows and harness notes."""
 
     def __init__(self) -> None:
         self.calls: list[dict] = []
         self.notes: dict = {}
 
-    def record_model_call(self, agent_id: str, row: dict) -> None:
-        self.calls.append(row)
-
-    def annotate(self, agent_id: str, key: str, value: object) -> None:
-        self.notes[key] = value
-
 
 def act_once(config: LLMAgentConfig, log: Log | None = None) -> object:
     """One IPD turn of an LLM agent built from `config`; a failed call is None."""
     extra: dict = {"assets": SimpleNamespace(skills={}, tool_objects=lambda agent_id: [])}
-    if log is not None:
-        extra["log"] = log
     context = AgentContext(agent_id="player_0", action_space=spaces.Discrete(2), action_meanings=["cooperate", "defect"], extra=extra)
     agent = LLMAgent(config, context)
     asyncio.run(agent.reset(0))
     try:
-        return asyncio.run(agent.act({"text": "Round 1 of 10. Cooperate or defect?"}, {}))
+        decision = asyncio.run(agent.act({"text": "Round 1 of 10. Cooperate or defect?"}, {}))
     except ModelError:
+        if log is not None:
+            log.calls.extend(agent.take_model_calls())
         return None
+    if log is not None:
+        log.calls.extend(decision.model_calls)
+        log.notes.update(decision.notes or {})
+    return decision.action
 
 
 def llm(model: str, **fields: object) -> LLMAgentConfig:
