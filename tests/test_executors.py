@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -143,3 +144,96 @@ def test_worker_processes_share_one_budget(tmp_path):
     assert 3000 <= tokens <= 3000 + in_flight * per_call
     assert store.usage(run_id)[0] <= tokens  # calls of unfinished episodes are in the ledger too
     assert store.get_run(run_id).status == "budget_exhausted"
+
+
+# --- where workers come from: a fork server that imported what they need ----------------
+
+
+def test_what_the_fork_server_imports_starts_no_thread():
+    """Workers are forked from the fork server: what it imports must leave it with one
+    thread (a fork does not carry threads), and must import."""
+    from normlab.executors import processes
+
+    names = [*processes._PRELOAD, *processes._PRELOAD_LLM]
+    code = (
+        "import importlib, sys, threading\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        "assert threading.active_count() == 1, threading.enumerate()\n"
+        "assert 'llama_cpp' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert done.returncode == 0, done.stderr
+
+
+def test_runs_from_a_warm_fork_server_store_what_local_stores(tmp_path):
+    """A fresh process whose fork server preloaded LiteLLM: its first and second processes
+    runs (the second with the server warm) store what the local executor stores."""
+    path = tmp_path / "s.yaml"
+    path.write_text(LLM)
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    code = (
+        "from normlab.cli import app\n"
+        "if __name__ == '__main__':\n"
+        "    for args in ([], ['--executor', 'processes', '--workers', '2'], ['--executor', 'processes', '--workers', '3']):\n"
+        f"        try: app(['run', {str(path)!r}, '--store', {url!r}, '-q', *args])\n"
+        "        except SystemExit as exc: assert not exc.code, exc.code\n"
+    )
+    script = tmp_path / "runs.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    local, first, second = done.stdout.split()
+    assert rows(url, first) == rows(url, local)
+    assert rows(url, second) == rows(url, local)
+    assert len(rows(url, local)) == 8 * 3 * 2
+
+
+class _BrokenForkServer:
+    """A fork server that died while importing: starting a worker from it fails."""
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        self._spawn = multiprocessing.get_context("spawn")
+
+    def get_start_method(self) -> str:
+        return "forkserver"
+
+    def Queue(self, size: int):  # noqa: N802 (multiprocessing's name)
+        return self._spawn.Queue(size)
+
+    def Event(self):  # noqa: N802
+        return self._spawn.Event()
+
+    def Process(self, **kwargs):  # noqa: N802
+        class Unstartable:
+            def start(self) -> None:
+                raise EOFError("unexpected EOF")
+
+        return Unstartable()
+
+
+def test_workers_are_spawned_when_the_fork_server_fails(tmp_path, monkeypatch):
+    from normlab.executors import processes
+
+    url, local = run(tmp_path, SCENARIO.replace("episodes: 40", "episodes: 6"))
+    monkeypatch.setattr(processes, "_context", lambda llm: _BrokenForkServer())
+    _, spawned = run(tmp_path, SCENARIO.replace("episodes: 40", "episodes: 6"), "--executor", "processes", "--workers", "2")
+    assert rows(url, spawned) == rows(url, local)
+
+
+def test_workers_take_the_environment_of_now(monkeypatch):
+    """The fork server keeps the environment it started with; each worker takes the
+    parent's as it is when the run starts (keys set or removed since)."""
+    from normlab.executors import processes
+
+    monkeypatch.setenv("NORMLAB_TEST_KEPT", "old")
+    monkeypatch.setenv("NORMLAB_TEST_REMOVED", "x")
+    wanted = {k: v for k, v in os.environ.items() if k != "NORMLAB_TEST_REMOVED"}
+    wanted.update(NORMLAB_TEST_KEPT="new", NORMLAB_TEST_ADDED="1")
+    processes._adopt_environment(wanted)
+    assert os.environ.get("NORMLAB_TEST_KEPT") == "new" and os.environ.get("NORMLAB_TEST_ADDED") == "1"
+    assert "NORMLAB_TEST_REMOVED" not in os.environ
+    monkeypatch.delenv("NORMLAB_TEST_ADDED")

@@ -5,8 +5,16 @@ picklable), opens the store at its URL for what it reads (chain state, the respo
 the budget ledger), builds its own model services, and plays its share `width` at a time
 with the local executor. Finished episodes go back to the parent, which writes them: SQLite
 takes one writer at a time, so one process writing while the others play is what uses the
-second core (workers writing for themselves mostly waited on each other's locks). Workers
-are spawned, not forked: llama.cpp and LiteLLM hold threads that a fork would not carry.
+second core (workers writing for themselves mostly waited on each other's locks).
+
+Workers are not forked from this process: llama.cpp and LiteLLM hold threads that a fork
+would not carry. They are forked from a fork server instead (where the platform has one,
+else spawned): a clean single-threaded process, started once per parent process, that
+imports what workers need (normlab, the env modules, and LiteLLM with what its first call
+loads when the run has LLM agents) before it forks them. The imports are paid once per
+parent process, not once per worker and run (LiteLLM alone takes seconds), and a later run
+of the same process starts its workers in milliseconds. `prestart` starts that server ahead
+of time, so that it imports while the caller does other work.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import asyncio
 import multiprocessing
 import os
 import queue as queue_module
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +46,75 @@ class WorkerJob:
     jobs: list[list[int]]
     width: int
     assets: dict[str, Any]
+    environ: dict[str, str]  # the parent's environment now (the fork server has the one it started with)
+
+
+# What the fork server imports for workers, besides the modules of envs, agents and harnesses
+# the parent has loaded (modules that fail to import are skipped). A worker's first episode
+# imports more lazily (the SQLite dialect; LiteLLM's first call loads provider modules and
+# its tokenizer, ~0.7 s): those are named too, so that no worker pays for them again.
+_PRELOAD = (
+    "normlab.runner",
+    "normlab.scenario",
+    "normlab.store",
+    "normlab.executors.processes",
+    "normlab.agents.scripted",
+    "sqlalchemy.dialects.sqlite",
+    "sqlalchemy.dialects.postgresql",
+    "ruamel.yaml",
+    "pettingzoo",
+    "gymnasium",
+)
+_PRELOAD_LLM = (
+    "litellm",
+    "litellm.litellm_core_utils.default_encoding",
+    "litellm.proxy._types",
+    "litellm.proxy.openai_files_endpoints.common_utils",
+    "litellm.llms.edenai.chat.transformation",
+    "litellm.llms.fal_ai.chat.transformation",
+    "litellm.llms.fal_ai.image_generation",
+    "litellm.llms.litellm_proxy.chat.transformation",
+    "litellm.llms.openai_like.dynamic_config",
+    "litellm.llms.vertex_ai.vertex_ai_partner_models.anthropic.transformation",
+    "normlab.models",
+    "normlab.models.providers",
+    "normlab.models.mock",
+    "normlab.models.local",
+    "normlab.agents.llm",
+    "normlab.harnesses",
+    "normlab.harnesses.direct",
+)
+_PRELOAD_LOADED = ("normlab.envs.", "normlab.agents.", "normlab.harnesses.")
+
+
+def _uses_llm(scenario: Scenario) -> bool:
+    return any(cfg.kind == "llm" for cfg in scenario.agents.values())
+
+
+def _context(llm: bool) -> Any:
+    """The multiprocessing context workers start from: the fork server, told what to import
+    when it starts (a server already running keeps what it imported), or spawn where there
+    is no fork server."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    loaded = [name for name in list(sys.modules) if name.startswith(_PRELOAD_LOADED)]
+    preload = list(dict.fromkeys([*_PRELOAD, *(_PRELOAD_LLM if llm else ()), *sorted(loaded)]))
+    context.set_forkserver_preload(preload)
+    # as normlab.models.providers does: LiteLLM must never fetch its cost map at import
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    return context
+
+
+def prestart(scenario: Scenario) -> None:
+    """Start the fork server that workers of `scenario` come from, without waiting for it:
+    it imports what they need while this process goes on. Optional: the executor starts it
+    when it is not running; a server already running is kept as it is."""
+    context = _context(_uses_llm(scenario))
+    if context.get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
 
 def default_workers() -> int:
@@ -75,6 +153,14 @@ async def _play_until_stopped(play: Any, stop: Any) -> None:
     await task
 
 
+def _adopt_environment(environ: dict[str, str]) -> None:
+    """Take the parent's environment as it is now, as a spawned worker would: API keys and
+    settings set since the fork server started are seen, and ones removed since are gone."""
+    for name in [name for name in os.environ if name not in environ]:
+        del os.environ[name]
+    os.environ.update(environ)
+
+
 def _worker(job: WorkerJob, results: Any, stop: Any) -> None:
     """Play a share of the run; the last message says how it ended."""
     import signal
@@ -84,6 +170,7 @@ def _worker(job: WorkerJob, results: Any, stop: Any) -> None:
     from normlab.store import Store
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (`stop`)
+    _adopt_environment(job.environ)
     status, message = "ok", None
     store = None
     try:
@@ -124,9 +211,6 @@ async def play_in_processes(
     if not jobs:
         return
     count = max(1, min(workers or default_workers(), len(jobs)))
-    context = multiprocessing.get_context("spawn")
-    results = context.Queue(_QUEUE_LIMIT)
-    stop = context.Event()
     common = {
         "config": scenario.model_dump(mode="json"),
         "scenario_text": scenario.source_text,
@@ -135,14 +219,9 @@ async def play_in_processes(
         "run_id": run_id,
         "width": width,
         "assets": assets.to_json(),
+        "environ": dict(os.environ),
     }
-    # interleaved shares: each worker gets early and late episodes
-    processes = [
-        context.Process(target=_worker, args=(WorkerJob(jobs=jobs[i::count], **common), results, stop), daemon=True)
-        for i in range(count)
-    ]
-    for process in processes:
-        process.start()
+    results, stop, processes = _start(_uses_llm(scenario), count, jobs, common)
     outcomes: list[tuple[str, str | None]] = []
     lost: set[int] = set()  # workers that died without reporting back
     write_error: Exception | None = None
@@ -199,6 +278,30 @@ async def play_in_processes(
         raise runner.BudgetStop(messages)
     if "interrupted" in statuses:
         raise KeyboardInterrupt
+
+
+def _start(llm: bool, count: int, jobs: list[list[int]], common: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
+    """Start `count` workers (the first start waits for the fork server's imports); the
+    results queue, the stop event and the processes. Spawns them if the fork server fails."""
+    context = _context(llm)
+    while True:
+        results = context.Queue(_QUEUE_LIMIT)
+        stop = context.Event()
+        # interleaved shares: each worker gets early and late episodes
+        processes = [
+            context.Process(target=_worker, args=(WorkerJob(jobs=jobs[i::count], **common), results, stop), daemon=True)
+            for i in range(count)
+        ]
+        try:
+            processes[0].start()
+        except (OSError, EOFError):
+            if context.get_start_method() == "spawn":
+                raise
+            context = multiprocessing.get_context("spawn")  # no fork server: as before it
+            continue
+        for process in processes[1:]:
+            process.start()
+        return results, stop, processes
 
 
 def _take(results: Any, processes: list[Any], lost: set[int]) -> list[tuple]:
