@@ -47,6 +47,7 @@ def register_builtins() -> None:
         "gymnasium",
         "One workplace dilemma: follow the rule or take a better-paying shortcut, watched or not.",
     )
+    register("normlab/ToolTask-v0", "normlab.envs.tasks.tool_task:ToolTaskEnv", "gymnasium", "A task told in words, done with query and action tools over a hidden state (default: a refund just outside the policy window).")
 
 
 register_builtins()
