@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
-from pettingzoo.test import parallel_api_test, parallel_seed_test
+from gymnasium import spaces
+from pettingzoo.test import parallel_api_test, parallel_seed_test, render_test
+from pettingzoo.utils.conversions import parallel_to_aec
 
 import normlab.envs
-from normlab.envs.dilemmas.prisoners_dilemma import IteratedPrisonersDilemmaEnv
+from normlab.envs.dilemmas.prisoners_dilemma import MoveOrMessage, IteratedPrisonersDilemmaEnv
+from normlab.requests import INVALID, Choice, Text
 
 P0, P1 = "player_0", "player_1"
 C, D = 0, 1
@@ -298,7 +301,7 @@ def test_largest_allowed_values_build():
 
 def test_declarations_of_the_base():
     env = IteratedPrisonersDilemmaEnv()
-    assert set(env.event_types) == {"cooperate", "defect", "invalid_action"}
+    assert set(env.event_types) == {"cooperate", "defect", "invalid_action", "message"}
     assert env.move_events == {"cooperate", "defect"}
     assert env.fallback_action(P0) == D
     assert env.params.rounds == 10 and env.params.payoffs is None
@@ -331,3 +334,217 @@ def test_bad_params_name_every_culprit(params, messages):
         IteratedPrisonersDilemmaEnv(**params)
     assert [m for _, m in excinfo.value.problems] == messages
     assert str(excinfo.value).splitlines() == messages
+
+
+# --- cheap talk ---------------------------------------------------------------------------
+
+TALK_CONFIGS = [
+    {"talk": True},
+    {"talk": True, "rounds": 7, "history": 3, "noise": 0.3, "max_message_chars": 1},
+    {"talk": True, "rounds": 1, "max_message_chars": 2000},
+]
+
+
+def talk_round(env, messages, moves):
+    """One cheap-talk round: the talk step's results, then the act step's."""
+    said = env.step({P0: messages[0], P1: messages[1]})
+    moved = env.step({P0: moves[0], P1: moves[1]})
+    return said, moved
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("params", TALK_CONFIGS)
+def test_talk_passes_the_official_checkers(params):
+    parallel_api_test(IteratedPrisonersDilemmaEnv(**params), num_cycles=200)
+    parallel_seed_test(lambda: IteratedPrisonersDilemmaEnv(**params))
+
+
+@pytest.mark.filterwarnings("error")
+def test_talk_passes_the_render_test():
+    # render_test plays the AEC API, and first builds the env with render_mode="human" only to
+    # read its metadata
+    def make(render_mode=None):
+        return parallel_to_aec(IteratedPrisonersDilemmaEnv(talk=True, render_mode=None if render_mode == "human" else render_mode))
+
+    render_test(make)
+
+
+def test_talk_off_is_the_plain_game():
+    env = IteratedPrisonersDilemmaEnv()
+    assert env.talk is False and env.max_message_chars == 200
+    assert env.action_space(P0) == spaces.Discrete(2)
+    assert set(env.observation_space(P0).spaces) == {"round", "my_moves", "opponent_moves", "text"}
+    obs, infos = env.reset(seed=0)
+    assert infos == {P0: {"events": []}, P1: {"events": []}}
+    assert env.action_request(P0) is None and env.fallback_action(P0) == D
+    assert "message" not in obs[P0]["text"]
+    _, _, _, _, infos = env.step({P0: C, P1: D})
+    assert infos == {P0: {"events": [{"type": "cooperate", "agent": P0, "round": 1}]}, P1: {"events": [{"type": "defect", "agent": P1, "round": 1}]}}
+    assert "message" not in env.rules(P0).lower()
+
+
+def test_a_talk_round_is_two_steps_talk_then_act():
+    env = IteratedPrisonersDilemmaEnv(rounds=2, talk=True)
+    obs, infos = env.reset(seed=0)
+    assert {a: i["phase"] for a, i in infos.items()} == {P0: "talk", P1: "talk"}
+    assert obs[P0]["opponent_message"] == "" and obs[P0]["round"] == 0
+    (o1, r1, t1, tr1, i1), (o2, r2, t2, tr2, i2) = talk_round(env, ("I cooperate.", "Me too."), (C, D))
+    # the talk step: messages sent, nobody paid, the act phase next
+    assert r1 == {P0: 0.0, P1: 0.0} and not any(t1.values()) and not any(tr1.values())
+    assert i1[P0] == {"events": [{"type": "message", "agent": P0, "round": 1, "text": "I cooperate."}], "phase": "act"}
+    assert i1[P1] == {"events": [{"type": "message", "agent": P1, "round": 1, "text": "Me too."}], "phase": "act"}
+    assert o1[P0]["opponent_message"] == "Me too." and o1[P1]["opponent_message"] == "I cooperate."
+    assert o1[P0]["round"] == 0 and o1[P0]["opponent_moves"].tolist() == [0]
+    # the act step: the moves paid as without talk, the next round's talk phase next
+    assert r2 == {P0: 0.0, P1: 5.0} and not any(t2.values())
+    assert i2[P0] == {"events": [{"type": "cooperate", "agent": P0, "round": 1}], "phase": "talk"}
+    assert o2[P0]["round"] == 1 and o2[P0]["opponent_moves"].tolist() == [2]  # tit-for-tat reads this
+    assert o2[P0]["opponent_message"] == "Me too."  # the last message stays until the next one
+    _, (_, r4, t4, _, i4) = talk_round(env, ("Why?", ""), (D, D))
+    assert r4 == {P0: 1.0, P1: 1.0} and all(t4.values()) and env.agents == []
+    assert "phase" not in i4[P0]  # no next turn
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({P0: "hi", P1: "hi"})
+    assert env.state().tolist() == [[1, 2], [2, 2]]
+
+
+def test_talk_texts_show_the_messages():
+    env = IteratedPrisonersDilemmaEnv(rounds=3, talk=True, max_message_chars=50)
+    obs, _ = env.reset(seed=0)
+    first = obs[P0]["text"]
+    assert first.startswith(env.rules(P0)) and "Cheap talk" in env.rules(P0) and "at most 50 characters" in first
+    assert first.endswith("Write your message to the other player (at most 50 characters); the moves come next.")
+    obs, *_ = env.step({P0: 'Let\'s both "cooperate"', P1: "deal\nok"})
+    act = obs[P0]["text"]
+    assert not act.startswith(env.rules(P0)) and act.startswith("Round 1 of 3 is next.")
+    assert 'you said "Let\'s both \\"cooperate\\""; the other player said "deal\\nok".' in act
+    assert act.endswith("Answer 0 to cooperate or 1 to defect.")
+    assert 'the other player said "Let\'s both \\"cooperate\\""' in obs[P1]["text"]
+    obs, *_ = env.step({P0: C, P1: C})
+    talk = obs[P1]["text"]
+    assert "Round 1: you cooperated, the other player cooperated" in talk
+    assert 'The other player\'s last message: "Let\'s both \\"cooperate\\""' in talk
+    assert talk.endswith("the moves come next.")
+    for agent in (P0, P1):
+        assert env.observation_space(agent).contains(obs[agent])
+    talk_round(env, ("a", "b"), (C, C))
+    obs, *_ = talk_round(env, ("c", "d"), (C, C))[1][:1]
+    assert obs[P0]["text"].startswith("All 3 rounds have been played.") and "message" not in obs[P0]["text"]
+
+
+def test_act_phase_takes_moves_as_ints_and_words():
+    env = IteratedPrisonersDilemmaEnv(rounds=4, talk=True)
+    env.reset(seed=0)
+    for a0, a1 in [("cooperate", " Defect "), ("1", np.int64(0)), ("0", "1"), ("DEFECT", 1)]:
+        _, (_, _, _, _, infos) = talk_round(env, ("", ""), (a0, a1))
+        assert all(e["type"] != "invalid_action" for i in infos.values() for e in i["events"])
+    assert env.state().tolist() == [[1, 2, 1, 2], [2, 1, 2, 2]]
+
+
+@pytest.mark.parametrize("bad", [None, 7, "maybe", 0.0, [0], INVALID])
+def test_act_phase_invalid_move_counts_as_defect(bad):
+    env = IteratedPrisonersDilemmaEnv(talk=True)
+    env.reset(seed=0)
+    _, (_, rewards, _, _, infos) = talk_round(env, ("", ""), (bad, C))
+    assert rewards == {P0: 5.0, P1: 0.0}
+    assert [e["type"] for e in infos[P0]["events"]] == ["invalid_action", "defect"]
+
+
+@pytest.mark.parametrize("bad", ["x" * 11, 0, None, b"hi", ["hi"], "emoji \U0001f600", INVALID, object()])
+def test_a_bad_message_is_an_invalid_action_sent_as_silence(bad):
+    env = IteratedPrisonersDilemmaEnv(talk=True, max_message_chars=10)
+    env.reset(seed=0)
+    obs, rewards, _, _, infos = env.step({P0: bad, P1: "x" * 10})
+    invalid, message = infos[P0]["events"]
+    assert invalid["type"] == "invalid_action" and invalid["agent"] == P0 and invalid["round"] == 1
+    assert isinstance(invalid["action"], str) and len(invalid["action"]) <= 200
+    assert message == {"type": "message", "agent": P0, "round": 1, "text": ""}
+    assert infos[P1]["events"] == [{"type": "message", "agent": P1, "round": 1, "text": "x" * 10}]
+    assert obs[P1]["opponent_message"] == "" and rewards == {P0: 0.0, P1: 0.0}
+    assert infos[P0]["phase"] == "act"  # the round goes on
+
+
+def test_a_huge_message_is_refused_and_shown_short():
+    env = IteratedPrisonersDilemmaEnv(talk=True)
+    env.reset(seed=0)
+    _, _, _, _, infos = env.step({P0: "y" * 1_000_000, P1: ""})
+    assert infos[P0]["events"][0]["type"] == "invalid_action" and len(infos[P0]["events"][0]["action"]) <= 200
+
+
+def test_requests_and_fallbacks_follow_the_phase():
+    env = IteratedPrisonersDilemmaEnv(talk=True, max_message_chars=12)
+    env.reset(seed=0)
+    space = env.action_space(P0)
+    assert isinstance(space, MoveOrMessage) and isinstance(space, spaces.Text)
+    talk = env.action_request(P0)
+    assert isinstance(talk, Text) and talk.tag == "speech" and talk.max_chars == 12 and talk.min_chars == 0
+    assert talk.coerce("hello") == ("hello", None)
+    assert talk.coerce("x" * 13)[0] is INVALID and talk.coerce(3)[0] is INVALID
+    assert env.fallback_action(P0) == "" and space.contains("")
+    env.step({P0: "hello", P1: "hi"})
+    move = env.action_request(P0)
+    assert move == Choice(("cooperate", "defect"), (0, 1))
+    assert move.coerce("defect") == (1, None)
+    assert env.fallback_action(P0) == D and space.contains(D) and space.contains(C) and space.contains(np.int64(1))
+    assert not space.contains(2) and not space.contains(True) and not space.contains(None)
+    env.step({P0: C, P1: C})
+    assert env.action_request(P1) == talk and env.fallback_action(P1) == ""
+    # the fallback of each phase, given outright, is carried out without an invalid_action
+    _, _, _, _, infos = env.step({P0: env.fallback_action(P0), P1: "ok"})
+    assert [e["type"] for e in infos[P0]["events"]] == ["message"]
+    _, _, _, _, infos = env.step({P0: env.fallback_action(P0), P1: C})
+    assert [e["type"] for e in infos[P0]["events"]] == ["defect"]
+
+
+def test_every_talk_event_is_declared():
+    env = IteratedPrisonersDilemmaEnv(talk=True, rounds=20, noise=0.2, max_message_chars=5)
+    emitted = set()
+    for seed in range(3):
+        env.reset(seed=seed)
+        for a in env.possible_agents:
+            env.action_space(a).seed(seed)
+        while env.agents:
+            *_, infos = env.step({a: env.action_space(a).sample() for a in env.agents})
+            emitted |= {e["type"] for i in infos.values() for e in i["events"]}
+    assert {"message", "invalid_action"} <= emitted <= set(env.event_types)
+    assert "message" not in env.move_events
+
+
+def test_talk_noise_flips_moves_not_messages():
+    env = IteratedPrisonersDilemmaEnv(talk=True, rounds=3, noise=1.0)
+    env.reset(seed=1)
+    (_, _, _, _, said), (obs, _, _, _, moved) = talk_round(env, ("C", "C"), (C, C))
+    assert said[P0]["events"] == [{"type": "message", "agent": P0, "round": 1, "text": "C"}]
+    assert moved[P0]["events"] == [{"type": "defect", "agent": P0, "round": 1, "flipped": True}]
+
+
+def test_talk_render_shows_the_messages():
+    env = IteratedPrisonersDilemmaEnv(talk=True, rounds=2, render_mode="ansi")
+    env.reset(seed=0)
+    talk_round(env, ("hi", "yo"), (C, D))
+    text = env.render()
+    assert "player_0 cooperated (0), player_1 defected (5)" in text
+    assert 'Last messages: player_0 said "hi", player_1 said "yo".' in text
+
+
+def test_talk_params():
+    env = IteratedPrisonersDilemmaEnv(talk=True, max_message_chars=2000)
+    assert env.talk is True and env.max_message_chars == 2000
+    assert env.observation_space(P0)["opponent_message"].max_length == 2000
+    assert env.observation_space(P0) is IteratedPrisonersDilemmaEnv(talk=True, max_message_chars=2000).observation_space(P0)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"talk": 1}, "talk must be true or false, got 1"),
+        ({"talk": "yes"}, "talk must be true or false, got 'yes'"),
+        ({"max_message_chars": 0}, "max_message_chars must be an integer between 1 and 2,000, got 0"),
+        ({"max_message_chars": 2001}, "max_message_chars must be an integer between 1 and 2,000, got 2001"),
+        ({"max_message_chars": 10.5}, "max_message_chars must be an integer between 1 and 2,000, got 10.5"),
+    ],
+)
+def test_bad_talk_params(params, message):
+    with pytest.raises(normlab.envs.EnvParamsError) as excinfo:
+        IteratedPrisonersDilemmaEnv(**params)
+    assert [m for _, m in excinfo.value.problems] == [message]

@@ -1,17 +1,21 @@
-"""The iterated Prisoner's Dilemma for two players, with noisy moves and a text view for LLMs.
+"""The iterated Prisoner's Dilemma for two players, with noisy moves, optional cheap talk and a
+text view for LLMs.
 
 Follows the IPD of "Learning Robust Social Strategies with LLMs": 10 rounds, T/R/P/S = 5/3/1/0,
 an invalid answer counts as defect, each player sees the other's last move. The step sits on the
 hot path of tournaments (thousands of episodes of hundreds of rounds), so spaces, payoff tables
-and the per-round text fragments are built once and the step only slices and joins.
+and the per-round text fragments are built once and the step only slices and joins. Cheap talk
+(`talk=True`) adds a message phase before each round's moves; with talk off (the default) the
+env is the plain IPD, step for step.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import gymnasium
 import numpy as np
@@ -21,7 +25,10 @@ from pettingzoo import ParallelEnv
 from pydantic import ConfigDict, Field
 
 from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, Number, RenderMode, Wording
-from normlab.envs.text import text_space
+from normlab.envs.text import MAX_TEXT_LENGTH, TEXT_CHARSET, text_space
+from normlab.requests import Choice, Request
+from normlab.requests import Text as TextRequest
+from normlab.spaces import shown
 
 COOPERATE = 0
 DEFECT = 1
@@ -31,6 +38,12 @@ _AGENTS = ("player_0", "player_1")
 _ACTION_MEANINGS = ("cooperate", "defect")
 _PAST = ("cooperated", "defected")
 _PROMPT = "Answer 0 to cooperate or 1 to defect."
+#: Phases of a cheap-talk round, as named in each agent's `info["phase"]`.
+TALK, ACT = "talk", "act"
+MESSAGE = "message"
+#: What the act phase of cheap talk also accepts (the envelope space is text there).
+_MOVE_WORDS = {"0": COOPERATE, "1": DEFECT, "cooperate": COOPERATE, "defect": DEFECT}
+_MESSAGE_CHARS = frozenset(TEXT_CHARSET)
 
 
 def _fmt(x: float) -> str:
@@ -41,6 +54,7 @@ def _fmt(x: float) -> str:
 #: Bounds that keep a typo from reaching numpy (rounds size arrays) or overflowing sums.
 MAX_ROUNDS = 1_000_000
 MAX_PAYOFF = 1e9
+MAX_MESSAGE_CHARS = 2000
 
 
 Payoff = Number(-MAX_PAYOFF, MAX_PAYOFF)
@@ -66,7 +80,28 @@ class IteratedPrisonersDilemmaParams(EnvParams):
     )
     noise: Number(0.0, 1.0) = Field(0.0, description="Chance per player and round that a move is carried out as the opposite")  # type: ignore[valid-type]
     history: Rounds = Field(1, description="Past rounds each observation shows")  # type: ignore[valid-type]
+    talk: Annotated[bool, Wording("true or false")] = Field(
+        False, description="Cheap talk: each round both players first send one message, then both move (two steps a round)"
+    )
+    max_message_chars: Integer(1, MAX_MESSAGE_CHARS) = Field(  # type: ignore[valid-type]
+        200, description="Longest message a player may send in a cheap-talk round"
+    )
     render_mode: RenderMode("ansi") = None  # type: ignore[valid-type]
+
+
+class MoveOrMessage(spaces.Text):
+    """The static action space of cheap-talk IPD, the envelope of both phases: the text of
+    a message (the talk phase) and the moves 0 and 1 (the act phase, which also takes "0",
+    "1", "cooperate" and "defect" as text). Samples are texts; each turn's request
+    (`action_request`) says which phase's actions are legal now."""
+
+    def contains(self, x: Any) -> bool:
+        if x.__class__ is int or isinstance(x, np.integer):
+            return bool(x == COOPERATE or x == DEFECT)
+        return bool(super().contains(x))
+
+    def __repr__(self) -> str:
+        return f"MoveOrMessage(0 or 1, or a text of {self.min_length} to {self.max_length} characters)"
 
 
 class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
@@ -76,6 +111,28 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
     opposite one (an invalid action becomes defect first, then may flip); the move carried out
     is what both players see and what is paid. Each player's own moves are reported as events in
     its own info, so a runner storing one row per player stores each event once.
+
+    Cheap talk (`talk=True`): each round is two steps, named in each agent's `info["phase"]`
+    (the phase of its next turn; absent once the episode is over):
+
+    - talk: both players send one message at once, a str of at most `max_message_chars`
+      characters drawn from the text charset (`normlab.envs.text.TEXT_CHARSET`); the request
+      is `Text(max_message_chars, tag="speech")` limited to those characters. Rewards are 0.
+      Each message is a `message` event `{"type": "message", "agent", "round", "text"}` in its
+      sender's info. Anything else (too long, not a str, other characters) is an
+      `invalid_action` event and is sent as the empty message (`fallback_action` in this
+      phase is "").
+    - act: the moves, as without talk (a `Choice` of cooperate = 0 / defect = 1); the ints 0
+      and 1 and the texts "0", "1", "cooperate", "defect" are accepted; anything else is an
+      `invalid_action` and counts as defect (`fallback_action` in this phase is 1). Rewards come
+      here.
+
+    The observations gain `opponent_message`, the other player's last message ("" before the
+    first); the act-phase text shows both messages of the round. `rounds` counts rounds, the
+    `round` field rounds played. The static action space is `MoveOrMessage`, a Text space whose
+    `contains` also takes the moves 0 and 1, so the official checkers' samples step (a random
+    text in the act phase is an invalid move). With talk off none of this exists: Discrete(2),
+    the same observations, rows and speed as ever.
     """
 
     metadata = {"name": "normlab/IteratedPrisonersDilemma-v0", "render_modes": ["ansi"], "is_parallelizable": True}
@@ -83,13 +140,19 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
     event_types = {
         "cooperate": "the agent's move this round, as carried out, was cooperate (`flipped`: noise reversed the chosen move)",
         "defect": "the agent's move this round, as carried out, was defect (`flipped`: noise reversed the chosen move)",
-        INVALID_ACTION: "the agent's answer was not 0 or 1; it counts as defect (which noise may then flip)",
+        INVALID_ACTION: (
+            "the agent's answer was not 0 or 1; it counts as defect (which noise may then flip). With "
+            "cheap talk, also a message that is not a text of at most max_message_chars characters; "
+            "it is sent as the empty message"
+        ),
+        MESSAGE: "cheap talk only: the message the agent sent this round (`text`, \"\" for none), before the moves",
     }
     move_events = frozenset({"cooperate", "defect"})
 
     def __init__(self, **params: Any) -> None:
         self.params = p = self.parse_params(params)
         rounds, history, noise, render_mode = p.rounds, p.history, float(p.noise), p.render_mode
+        talk, max_chars = bool(p.talk), int(p.max_message_chars)
         merged = {k: float(v) for k, v in (p.payoffs or Payoffs()).model_dump().items()}  # type: ignore[call-arg]
 
         self.rounds = rounds
@@ -102,8 +165,16 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         self.agents: list[str] = []
         # one space object per agent, so seeding one agent's space leaves the other's alone;
         # cached per (rounds, history, agent) because building Text spaces dominates __init__
-        self.observation_spaces = {a: _observation_space(rounds, history, a) for a in _AGENTS}
-        self.action_spaces = {a: spaces.Discrete(2) for a in _AGENTS}
+        self.observation_spaces = {
+            a: _talk_observation_space(rounds, history, max_chars, a) if talk else _observation_space(rounds, history, a)
+            for a in _AGENTS
+        }
+        self.action_spaces: dict[str, spaces.Space] = {
+            a: MoveOrMessage(max_length=max(max_chars, len("cooperate")), min_length=0, charset=TEXT_CHARSET)
+            if talk
+            else spaces.Discrete(2)
+            for a in _AGENTS
+        }
         self.state_space = spaces.MultiDiscrete(np.full((2, rounds), 3))
         self._action_check = spaces.Discrete(2)
 
@@ -132,6 +203,12 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
             f"you defect while the other cooperates: you get {_fmt(t)}, they get {_fmt(s)}; you cooperate "
             f"while the other defects: you get {_fmt(s)}, they get {_fmt(t)}.\n{noise_line}"
         )
+        if talk:
+            self._intro += (
+                f"Cheap talk: each round, before the moves, you each send the other player one message of at "
+                f"most {max_chars} characters, and each sees the other's message before choosing. Messages bind "
+                "no one.\n"
+            )
         self._first_text = f"{self._intro}Round 1 of {rounds} is next. No rounds have been played yet.\n{_PROMPT}"
         # totals of whole-number payoffs stay whole: print them without the float check
         self._whole_points = all(v.is_integer() for v in merged.values())
@@ -146,6 +223,21 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         self._lines: tuple[list[str], list[str]] = ([], [])
         self._totals = [0.0, 0.0]
         self._flips: list[list[bool]] = []
+        # cheap talk: whether the next step is a talk phase (always False with talk off, so the
+        # plain step pays two attribute tests in all) and the rest of it in one attribute (more
+        # than 30 instance attributes cost every attribute read its fast path)
+        self._talk_next = False
+        self._talk = _CheapTalk(max_chars) if talk else None
+
+    @property
+    def talk(self) -> bool:
+        """Whether rounds open with cheap talk."""
+        return self._talk is not None
+
+    @property
+    def max_message_chars(self) -> int:
+        """The longest message a player may send (with talk on)."""
+        return int(cast(IteratedPrisonersDilemmaParams, self.params).max_message_chars)
 
     @property
     def np_random(self) -> np.random.Generator:
@@ -161,7 +253,7 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
     def observation_space(self, agent: str) -> spaces.Dict:
         return self.observation_spaces[agent]
 
-    def action_space(self, agent: str) -> spaces.Discrete:
+    def action_space(self, agent: str) -> spaces.Space:
         return self.action_spaces[agent]
 
     def action_meanings(self, agent: str | None = None) -> list[str]:
@@ -186,6 +278,10 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         if self.noise > 0.0:
             # the whole episode's flips in one draw: one generator call per episode, not per round
             self._flips = (self.np_random.random((self.rounds, 2)) < self.noise).tolist()
+        if self._talk is not None:
+            self._talk_next = True
+            self._talk.messages = ("", "")
+            return {a: self._observe_talk(i) for i, a in enumerate(_AGENTS)}, {a: {"events": [], "phase": TALK} for a in _AGENTS}
         return {a: self._observe(i) for i, a in enumerate(_AGENTS)}, {a: {"events": []} for a in _AGENTS}
 
     def step(
@@ -197,6 +293,8 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         dict[str, bool],
         dict[str, dict[str, Any]],
     ]:
+        if self._talk_next:
+            return self._talk_step(actions)
         if self._done:
             raise RuntimeError("the episode is over (or was never started); call reset() before step()")
         rnd = self._round = self._round + 1
@@ -229,6 +327,8 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         self._lines[1].append(f"Round {rnd}: {self._tail[m1][m0]}")
 
         done = rnd >= self.rounds
+        if self._talk is not None:
+            return self._round_end_talking(p0, p1, ev0, ev1, done)
         observations = {"player_0": self._observe(0), "player_1": self._observe(1)}
         rewards = {"player_0": p0, "player_1": p1}
         terminations = {"player_0": done, "player_1": done}
@@ -240,14 +340,80 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         return observations, rewards, terminations, truncations, infos
 
     def _parse(self, action: Any, agent: str, rnd: int, events: list[dict[str, Any]]) -> int:
-        """The slow path for actions other than a plain int 0 or 1: numpy ints pass, the rest defect."""
+        """The slow path for actions other than a plain int 0 or 1: numpy ints pass (and, with
+        cheap talk, the texts "0", "1", "cooperate", "defect"), the rest defect."""
         try:
             if self._action_check.contains(action):
                 return int(action)
+            if self.talk and isinstance(action, str):
+                move = _MOVE_WORDS.get(action.strip().lower())
+                if move is not None:
+                    return move
         except Exception:  # an odd object must not end the episode; it is an invalid answer
             pass
-        events.append({"type": INVALID_ACTION, "agent": agent, "action": repr(action), "round": rnd})
+        events.append({"type": INVALID_ACTION, "agent": agent, "action": shown(action, 200) if self.talk else repr(action), "round": rnd})
         return DEFECT
+
+    def _round_end_talking(
+        self, p0: float, p1: float, ev0: list[dict[str, Any]], ev1: list[dict[str, Any]], done: bool
+    ) -> tuple[
+        dict[str, dict[str, Any]],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        """The end of a cheap-talk round's act phase: the next round opens with its talk phase."""
+        info0: dict[str, Any] = {"events": ev0}
+        info1: dict[str, Any] = {"events": ev1}
+        if done:
+            self._done = True
+            self.agents = []
+        else:
+            self._talk_next = True
+            info0["phase"] = info1["phase"] = TALK
+        return (
+            {"player_0": self._observe_talk(0), "player_1": self._observe_talk(1)},
+            {"player_0": p0, "player_1": p1},
+            {"player_0": done, "player_1": done},
+            {"player_0": False, "player_1": False},
+            {"player_0": info0, "player_1": info1},
+        )
+
+    def _talk_step(
+        self, actions: Mapping[str, Any]
+    ) -> tuple[
+        dict[str, dict[str, Any]],
+        dict[str, float],
+        dict[str, bool],
+        dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:
+        """The talk phase of a cheap-talk round: both messages are sent; no one moves or is paid."""
+        rnd = self._round + 1
+        ev0: list[dict[str, Any]] = []
+        ev1: list[dict[str, Any]] = []
+        msg0 = self._message(actions.get("player_0"), "player_0", rnd, ev0)
+        msg1 = self._message(actions.get("player_1"), "player_1", rnd, ev1)
+        ev0.append({"type": MESSAGE, "agent": "player_0", "round": rnd, "text": msg0})
+        ev1.append({"type": MESSAGE, "agent": "player_1", "round": rnd, "text": msg1})
+        assert self._talk is not None
+        self._talk.messages = (msg0, msg1)
+        self._talk_next = False
+        return (
+            {"player_0": self._observe_act(0), "player_1": self._observe_act(1)},
+            {"player_0": 0.0, "player_1": 0.0},
+            {"player_0": False, "player_1": False},
+            {"player_0": False, "player_1": False},
+            {"player_0": {"events": ev0, "phase": ACT}, "player_1": {"events": ev1, "phase": ACT}},
+        )
+
+    def _message(self, action: Any, agent: str, rnd: int, events: list[dict[str, Any]]) -> str:
+        """A legal message as sent; anything else is an invalid action, sent as the empty message."""
+        if isinstance(action, str) and len(action) <= self.max_message_chars and _MESSAGE_CHARS.issuperset(action):
+            return str(action)
+        events.append({"type": INVALID_ACTION, "agent": agent, "action": shown(action, 200), "round": rnd})
+        return ""
 
     @staticmethod
     def _move_event(move: int, agent: str, rnd: int, flipped: bool) -> dict[str, Any]:
@@ -265,6 +431,36 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
             "opponent_moves": self._own[1 - i][rnd:end].copy(),
             "text": self._text(i),
         }
+
+    def _observe_talk(self, i: int) -> dict[str, Any]:
+        """With cheap talk, the observation that opens a round (its talk phase) or ends the game."""
+        talk = self._talk
+        assert talk is not None
+        observation = self._observe(i)
+        observation["opponent_message"] = talk.messages[1 - i]
+        text = observation["text"]
+        if self._round < self.rounds:  # the moves' prompt becomes the talk prompt
+            text = text[: -len(_PROMPT)]
+            if self._round > 0:
+                text += f"The other player's last message: {_quoted(talk.messages[1 - i])}\n"
+            observation["text"] = text + talk.prompt
+        return observation
+
+    def _observe_act(self, i: int) -> dict[str, Any]:
+        """With cheap talk, the observation of the act phase: the round's messages, then the moves' prompt."""
+        talk = self._talk
+        assert talk is not None
+        observation = self._observe(i)
+        mine, theirs = talk.messages[i], talk.messages[1 - i]
+        observation["opponent_message"] = theirs
+        text = observation["text"]
+        if self._round == 0:  # the rules were in the talk phase's text
+            text = text[len(self._intro) :]
+        observation["text"] = (
+            f"{text[: -len(_PROMPT)]}This round's messages: you said {_quoted(mine)}; "
+            f"the other player said {_quoted(theirs)}.\n{_PROMPT}"
+        )
+        return observation
 
     def _text(self, i: int) -> str:
         rnd = self._round
@@ -286,9 +482,16 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
             f"Totals so far: {totals}\n{_PROMPT}"
         )
 
-    def fallback_action(self, agent: str | None = None) -> int:
-        """An invalid answer counts as defect."""
-        return DEFECT
+    def fallback_action(self, agent: str | None = None) -> int | str:
+        """An invalid answer counts as defect; in a cheap-talk phase, as the empty message."""
+        return "" if self._talk_next else DEFECT
+
+    def action_request(self, agent: str | None = None) -> Request | None:
+        """With cheap talk, a message (`Text`, tag speech) or a move (`Choice` of cooperate /
+        defect) by phase; without, None: the static Discrete(2)'s choice."""
+        if self._talk is None:
+            return None
+        return self._talk.message_request if self._talk_next else self._talk.move_request
 
     def rules(self, agent: str | None = None) -> str:
         """The game's rules. Only the first observation's text repeats them, so every stored
@@ -309,6 +512,9 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
                 f"Round {r}: player_0 {_PAST[m0]} ({_fmt(p0)}), player_1 {_PAST[m1]} ({_fmt(p1)})."
             )
         lines.append(f"Totals: player_0 {_fmt(self._totals[0])}, player_1 {_fmt(self._totals[1])}.")
+        if self._talk is not None:
+            said0, said1 = self._talk.messages
+            lines.append(f"Last messages: player_0 said {_quoted(said0)}, player_1 said {_quoted(said1)}.")
         return "\n".join(lines)
 
     def state(self) -> np.ndarray:
@@ -317,6 +523,36 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
 
     def close(self) -> None:
         pass
+
+
+class _CheapTalk:
+    """What a cheap-talk env keeps beside the plain game: this round's (or the last round's)
+    messages, by player, and what is built once: the talk prompt and the phases' requests."""
+
+    def __init__(self, max_chars: int):
+        self.messages = ("", "")
+        self.prompt = f"Write your message to the other player (at most {max_chars} characters); the moves come next."
+        self.message_request = TextRequest(max_chars, tag="speech", characters=_MESSAGE_CHARS)
+        self.move_request = Choice(_ACTION_MEANINGS, (COOPERATE, DEFECT))
+
+
+def _quoted(message: str) -> str:
+    """A message as the text shows it: in quotes, on one line (its newlines and quotes escaped)."""
+    return json.dumps(message, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _talk_observation_space(rounds: int, history: int, max_chars: int, agent: str) -> spaces.Dict:
+    return spaces.Dict(
+        {
+            "round": spaces.Discrete(rounds + 1),
+            "my_moves": spaces.MultiDiscrete([3] * history),
+            "opponent_moves": spaces.MultiDiscrete([3] * history),
+            "opponent_message": spaces.Text(max_length=max_chars, min_length=0, charset=TEXT_CHARSET),
+            # two quoted messages (an escaped character takes up to 6) and their lines more
+            "text": text_space(MAX_TEXT_LENGTH + 12 * max_chars + 512),
+        }
+    )
 
 
 @functools.lru_cache(maxsize=256)
