@@ -237,3 +237,49 @@ def test_workers_take_the_environment_of_now(monkeypatch):
     assert os.environ.get("NORMLAB_TEST_KEPT") == "new" and os.environ.get("NORMLAB_TEST_ADDED") == "1"
     assert "NORMLAB_TEST_REMOVED" not in os.environ
     monkeypatch.delenv("NORMLAB_TEST_ADDED")
+
+
+class _Ended:
+    """A worker process that has ended with `exitcode`."""
+
+    def __init__(self, exitcode: int):
+        self.exitcode = exitcode
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def _read_messages(messages: list[tuple], processes: list) -> list:
+    import queue
+    import threading
+
+    from normlab.executors import processes as executor
+
+    results: queue.Queue = queue.Queue()
+    for message in messages:
+        results.put(message)
+    delivered: list = []
+    executor._read(results, processes, delivered.append, threading.Event())
+    return delivered
+
+
+def test_a_worker_that_dies_unreported_is_reported_lost_once():
+    delivered = _read_messages([("episodes", ["e1"]), ("done", "ok", None, 0)], [_Ended(0), _Ended(-9)])
+    assert delivered[-1] is None
+    messages = [m for batch in delivered[:-1] for m in batch]
+    assert messages.count(("lost", "failed", "a worker process ended with exit code -9")) == 1
+    assert ("episodes", ["e1"]) in messages and ("done", "ok", None, 0) in messages
+
+
+def test_a_worker_that_reported_its_end_is_not_lost_when_it_exits_badly():
+    """Its end is reported once: a crash while exiting does not count it twice (which could
+    end the run before another worker's episodes are stored)."""
+    delivered = _read_messages([("done", "ok", None, 1), ("done", "ok", None, 0)], [_Ended(-11), _Ended(0)])
+    messages = [m for batch in delivered[:-1] for m in batch]
+    assert [m[0] for m in messages] == ["done", "done"] and delivered[-1] is None
+
+
+def test_a_reader_that_fails_ends_the_run_instead_of_waiting():
+    delivered = _read_messages([("done",)], [_Ended(0)])
+    assert delivered[-1] is None
+    assert delivered[-2][0][:2] == ("lost", "failed") and "reading the workers' results failed" in delivered[-2][0][2]

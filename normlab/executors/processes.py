@@ -24,6 +24,8 @@ import multiprocessing
 import os
 import queue as queue_module
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,10 @@ from normlab.scenario import Scenario
 
 # finished episodes waiting for the parent to write them, across all workers
 _QUEUE_LIMIT = 256
+# batches of them taken off the pipe, waiting for the parent's writer
+_INBOX_BATCHES = 4
+# after a stop, how long a worker may stay silent before the parent stops waiting for it
+_GIVE_UP_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ def _adopt_environment(environ: dict[str, str]) -> None:
     os.environ.update(environ)
 
 
-def _worker(job: WorkerJob, results: Any, stop: Any) -> None:
+def _worker(job: WorkerJob, results: Any, stop: Any, number: int = 0) -> None:
     """Play a share of the run; the last message says how it ended."""
     import signal
 
@@ -191,7 +197,7 @@ def _worker(job: WorkerJob, results: Any, stop: Any) -> None:
     finally:
         if store is not None:
             store.close()
-    results.put(("done", status, message))
+    results.put(("done", status, message, number))
 
 
 async def play_in_processes(
@@ -223,23 +229,34 @@ async def play_in_processes(
     }
     results, stop, processes = _start(_uses_llm(scenario), count, jobs, common)
     outcomes: list[tuple[str, str | None]] = []
-    lost: set[int] = set()  # workers that died without reporting back
     write_error: Exception | None = None
     failures = runner.FailureCount(scenario.max_failed_episodes)  # across workers
     stop_reason: str | None = None
+    # a thread takes the workers' messages off the pipe (unpickling them) while this one
+    # writes: the parent writes every episode, so it is what bounds a run on many cores
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[list[tuple] | None] = asyncio.Queue(_INBOX_BATCHES)
+
+    def deliver(batch: list[tuple] | None) -> None:  # on the reader's thread; waits for room
+        asyncio.run_coroutine_threadsafe(inbox.put(batch), loop).result()
+
+    closing = threading.Event()
+    reader = threading.Thread(
+        target=_read, args=(results, processes, deliver, closing), name="normlab-results", daemon=True
+    )
+    reader.start()
     try:
-        while len(outcomes) < count:
-            batch = await asyncio.to_thread(_take, results, processes, lost)
+        ended = False
+        while not ended:
+            batch, ended = await _next(inbox)
             episodes = []
             for message in batch:
                 if message[0] == "episodes":
                     episodes.extend(message[1])
                 elif message[0] == "calls":
                     await asyncio.to_thread(store.write_model_calls, run_id, message[1])
-                elif message[0] == "done":
+                elif message[0] in ("done", "lost"):
                     outcomes.append((message[1], message[2]))
-                elif message[0] == "lost":
-                    outcomes.append(("failed", message[1]))
             for result in episodes:
                 if result.status == "failed" and stop_reason is None:
                     try:
@@ -260,10 +277,12 @@ async def play_in_processes(
                         on_episode(result)
     except BaseException:
         stop.set()
-        running = count - len(outcomes)  # workers that have not reported their end yet
-        await asyncio.shield(asyncio.to_thread(_finish, results, running, store, run_id, on_episode))
+        closing.set()
+        await asyncio.shield(_finish(inbox, store, run_id, on_episode))
         raise
     finally:
+        closing.set()
+        reader.join(timeout=5)  # it has delivered its end, unless a second Ctrl-C cut _finish short
         for process in processes:
             process.join(timeout=30)
     if write_error is not None:
@@ -289,7 +308,7 @@ def _start(llm: bool, count: int, jobs: list[list[int]], common: dict[str, Any])
         stop = context.Event()
         # interleaved shares: each worker gets early and late episodes
         processes = [
-            context.Process(target=_worker, args=(WorkerJob(jobs=jobs[i::count], **common), results, stop), daemon=True)
+            context.Process(target=_worker, args=(WorkerJob(jobs=jobs[i::count], **common), results, stop, i), daemon=True)
             for i in range(count)
         ]
         try:
@@ -304,40 +323,72 @@ def _start(llm: bool, count: int, jobs: list[list[int]], common: dict[str, Any])
         return results, stop, processes
 
 
-def _take(results: Any, processes: list[Any], lost: set[int]) -> list[tuple]:
-    """Wait for the next messages from the workers (all that are there, at least one); a
-    worker that died without saying so (killed, out of memory) is reported once as lost."""
-    while True:
+def _read(results: Any, processes: list[Any], deliver: Any, closing: threading.Event) -> None:
+    """Hand the workers' messages to `deliver`, in batches, until every worker has reported
+    its end (or died: reported once as 'lost'); then None. After `closing` (a stop), a
+    worker silent for 30 s is given up on."""
+    try:
+        _read_all(results, processes, deliver, closing)
+    except Exception as exc:  # the parent must not wait for messages that will not come
+        closing.set()
+        deliver([("lost", "failed", f"reading the workers' results failed: {type(exc).__name__}: {exc}")])
+    deliver(None)
+
+
+def _read_all(results: Any, processes: list[Any], deliver: Any, closing: threading.Event) -> None:
+    reported: set[int] = set()
+    quiet_since: float | None = None
+    while len(reported) < len(processes):
         try:
             batch = [results.get(timeout=0.5)]
-            break
         except queue_module.Empty:
+            batch = []
             for i, p in enumerate(processes):
-                if i not in lost and not p.is_alive() and p.exitcode not in (0, None):
-                    lost.add(i)
-                    return [("lost", f"a worker process ended with exit code {p.exitcode}")]
-    while len(batch) < _QUEUE_LIMIT:
-        try:
-            batch.append(results.get_nowait())
-        except queue_module.Empty:
-            break
-    return batch
+                if i not in reported and not p.is_alive() and p.exitcode not in (0, None):
+                    reported.add(i)
+                    batch.append(("lost", "failed", f"a worker process ended with exit code {p.exitcode}"))
+            if not batch:
+                if closing.is_set():
+                    quiet_since = quiet_since or time.monotonic()
+                    if time.monotonic() - quiet_since > _GIVE_UP_S:
+                        break
+                continue
+        quiet_since = None
+        while len(batch) < _QUEUE_LIMIT:
+            try:
+                batch.append(results.get_nowait())
+            except queue_module.Empty:
+                break
+        reported.update(message[3] for message in batch if message[0] == "done")
+        deliver(batch)
 
 
-def _finish(results: Any, running: int, store: Any, run_id: str, on_episode: Any) -> None:
-    """After a stop: store what the `running` workers finished before they end."""
-    done = 0
-    while done < running:
-        try:
-            message = results.get(timeout=30)
-        except queue_module.Empty:
-            return
-        if message[0] == "episodes":
-            store.write_episodes(run_id, message[1])
+async def _next(inbox: asyncio.Queue[list[tuple] | None]) -> tuple[list[tuple], bool]:
+    """The messages waiting in `inbox` (at least one batch), and whether they are the last.
+    Cancelling the wait loses nothing."""
+    first = await inbox.get()
+    if first is None:
+        return [], True
+    batch = list(first)
+    while not inbox.empty():
+        more = inbox.get_nowait()
+        if more is None:
+            return batch, True
+        batch.extend(more)
+    return batch, False
+
+
+async def _finish(inbox: asyncio.Queue[list[tuple] | None], store: Any, run_id: str, on_episode: Any) -> None:
+    """After a stop: store what the workers finished before they end."""
+    ended = False
+    while not ended:
+        batch, ended = await _next(inbox)
+        for message in batch:
+            if message[0] == "calls":
+                await asyncio.to_thread(store.write_model_calls, run_id, message[1])
+        episodes = [result for message in batch if message[0] == "episodes" for result in message[1]]
+        if episodes:
+            await asyncio.to_thread(store.write_episodes, run_id, episodes)
             if on_episode is not None:
-                for result in message[1]:
+                for result in episodes:
                     on_episode(result)
-        elif message[0] == "calls":
-            store.write_model_calls(run_id, message[1])
-        elif message[0] == "done":
-            done += 1
