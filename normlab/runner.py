@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from normlab import __version__, envs
-from normlab.agents import Agent, AgentContext, AgentError, build_agent
+from normlab.agents import Agent, AgentContext, AgentError, AgentFactory, resolve_agents
 from normlab.agents.base import as_decision
 from normlab.envs.base import INVALID_ACTION
 from normlab.assets import RunAssets, resolve_assets, scenario_dir
@@ -55,7 +55,7 @@ def carries_state(scenario: Scenario) -> bool:
     from normlab.harnesses import HARNESSES
 
     return any(
-        cfg.kind == "llm" and cfg.harness in HARNESSES and HARNESSES[cfg.harness].carries_state
+        cfg.kind == "llm" and cfg.harness_name in HARNESSES and HARNESSES[cfg.harness_name].carries_state
         for cfg in scenario.agents.values()
     )
 
@@ -135,6 +135,7 @@ async def play_episode(
     carried: dict[str, Any] | None = None,
     log: EpisodeLog | None = None,
     assets: RunAssets | None = None,
+    factories: dict[str, AgentFactory] | None = None,
 ) -> EpisodeResult:
     """Play one episode of a scenario.
 
@@ -144,11 +145,14 @@ async def play_episode(
     shared model pieces (cache, budget, connection limits); `carried` is the state each
     agent exported at the end of the previous episode of its chain. `log` lets the caller
     keep the model calls of an episode that does not finish. `assets` are the run's resolved
-    skills and tools (resolved from the scenario's folder when not given).
+    skills and tools (resolved from the scenario's folder when not given); `factories` are its
+    seats' resolved agent configs (resolved from `assets` when not given).
     """
     seed = episode_seed(scenario, index)
     if assets is None:
         assets = resolve_assets(scenario)
+    if factories is None:
+        factories = resolve_agents(scenario.agents, assets)
     started = utcnow()
     own_env = env is None
     if own_env:
@@ -168,16 +172,10 @@ async def play_episode(
                 observation_space=env.observation_space if api == "gymnasium" else env.observation_space(agent_id),
                 action_meanings=envs.action_meanings(env, agent_id),
                 rules=envs.rules(env, agent_id),
-                extra={
-                    "scenario": scenario,
-                    "episode_index": index,
-                    "episode_seed": seed,
-                    "resources": resources,
-                    "carried_state": (carried or {}).get(agent_id),
-                    "assets": assets,
-                },
+                resources=resources,
+                carried_state=(carried or {}).get(agent_id),
             )
-            agents[agent_id] = build_agent(scenario.agents[agent_id], context)
+            agents[agent_id] = factories[agent_id].new_episode(context)
             await agents[agent_id].reset(derive_seed("agent", seed, agent_id))
         requests = Requests(env, action_spaces)
         fallback = partial(envs.fallback_action, env)
@@ -518,6 +516,7 @@ async def play_jobs(
     episode is stored before it returns. Sets no run status (the caller owns the run).
     """
     resources = await asyncio.to_thread(model_resources, scenario, store, run_id)
+    factories = resolve_agents(scenario.agents, assets)  # once for every episode played here
     writer = _EpisodeWriter(store, run_id, on_episode, limit=max(16, 2 * width))
     stateful = carries_state(scenario)
     pending = iter(jobs)
@@ -533,7 +532,7 @@ async def play_jobs(
                 for index in job:
                     log = EpisodeLog()
                     try:
-                        result = await play_episode(scenario, index, env, resources, carried, log, assets)
+                        result = await play_episode(scenario, index, env, resources, carried, log, assets, factories)
                     except _STOPS:
                         # the episode is lost, but every model call it made is kept (accounting, errors)
                         if log.model_calls:

@@ -17,14 +17,14 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
-AGENT_KINDS = ("scripted", "llm", "human")
-
 # bounds the CLI options share; counts that size loops are bounded so that a typo of a few
 # digits cannot hang a run
+from normlab.agents.configs import HumanAgentConfig, LLMAgentConfig, ScriptedAgentConfig, StrictModel  # noqa: E402
+from normlab.agents.kinds import AGENT_KINDS  # noqa: E402
 from normlab.limits import MAX_CONCURRENCY, MAX_EPISODES, MAX_SEED, MAX_WORKERS  # noqa: E402
 
 MAX_STEPS = 1_000_000_000
@@ -37,49 +37,9 @@ MAX_CONFIG_CHARS = 2_000_000
 MAX_NESTING = 64
 
 
-class StrictModel(BaseModel):
-    # strict: `true` is not 1 and "3" is not 3 (ints are still accepted where floats are);
-    # no inf or nan anywhere: they break sums, JSON and backoff arithmetic
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
-
-
 class EnvConfig(StrictModel):
     id: str = Field(description="Registered env id, e.g. normlab/IteratedPrisonersDilemma-v0")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the env")
-
-
-class ScriptedAgentConfig(StrictModel):
-    kind: Literal["scripted"]
-    strategy: str = Field(description="A strategy listed by `normlab agents`")
-    params: dict[str, Any] = Field(default_factory=dict, description="Strategy parameters, e.g. {p: 0.3}")
-
-
-class HumanAgentConfig(StrictModel):
-    kind: Literal["human"]
-    name: str | None = Field(default=None, description="Name shown at the prompt")
-
-
-class LLMAgentConfig(StrictModel):
-    kind: Literal["llm"]
-    model: str = Field(default="local/smollm2-135m", description="A LiteLLM model string (provider/model), local/<name or .gguf path>, or mock/<name>")
-    harness: str = Field(default="direct", description="direct, react, reflective or langchain")
-    system_prompt: str | None = None
-    temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=128, ge=1, le=1_000_000)
-    tools: list[str] = Field(default_factory=list, description="LangChain tools as 'module:attribute' (langchain harness)")
-    skills: list[str] = Field(default_factory=list, description="Skill names, SKILL.md paths or package:name")
-    skills_mode: Literal["inline", "on_demand"] = "inline"
-    memory: int = Field(default=5, ge=0, le=10_000, description="Experience window of the reflective harness")
-    max_reasks: int = Field(default=2, ge=0, le=100, description="Re-asks quoting the parse error before an invalid action")
-    max_iterations: int = Field(default=8, ge=1, le=1_000, description="Tool-loop bound of the react and langchain harnesses")
-    constrain: bool = Field(default=True, description="Constrain answers to the action's JSON schema where the model allows; false is structured_output: off")
-    structured_output: Literal["auto", "json_schema", "off"] = Field(default="auto", description="Send the action's JSON schema as response_format: auto where the model honours it (local/, mock/, models LiteLLM lists with response schemas, OpenAI-compatible servers: hosted_vllm/, ollama/, lm_studio/, openai/ with api_base), json_schema always, off never (as constrain: false)")
-    api_base: str | None = Field(default=None, description="Server URL, e.g. for hosted_vllm/ or ollama/")
-    call_retries: int = Field(default=3, ge=0, le=100, description="Retries of a failed call (rate limits, timeouts, 5xx)")
-    retry_delay: float = Field(default=0.5, ge=0.0, le=3_600.0, description="Base of the exponential backoff, seconds")
-    timeout: float = Field(default=120.0, gt=0, le=86_400.0, description="Seconds before a call times out")
-    max_connections: int = Field(default=32, ge=1, le=MAX_CONCURRENCY, description="Calls to this model in flight at once, across the run")
-    params: dict[str, Any] = Field(default_factory=dict, description="Extra LiteLLM call arguments (top_p, mock behaviour...)")
 
 
 class BudgetConfig(StrictModel):
@@ -87,9 +47,12 @@ class BudgetConfig(StrictModel):
     usd: float | None = Field(default=None, gt=0, le=1_000_000.0)
 
 
-AgentConfig = Annotated[
-    Union[ScriptedAgentConfig, LLMAgentConfig, HumanAgentConfig], Field(discriminator="kind")
-]
+#: One config model per registered agent kind (normlab.agents.kinds), told apart by `kind`
+#: (type checkers see the built-in kinds).
+if TYPE_CHECKING:
+    AgentConfig = Annotated[Union[ScriptedAgentConfig, LLMAgentConfig, HumanAgentConfig], Field(discriminator="kind")]
+else:
+    AgentConfig = Annotated[Union[tuple(kind.config for kind in AGENT_KINDS.values())], Field(discriminator="kind")]
 _AGENT_CONFIG: TypeAdapter[Any] = TypeAdapter(AgentConfig)
 
 
@@ -619,7 +582,7 @@ def _fields_at(loc: Loc) -> list[str]:
         elif model == "agents":
             model = "agent"
         elif model == "agent" and part in AGENT_KINDS:
-            model = {"scripted": ScriptedAgentConfig, "llm": LLMAgentConfig, "human": HumanAgentConfig}[part]
+            model = AGENT_KINDS[part].config
         else:
             return []
     if isinstance(model, type) and issubclass(model, BaseModel):

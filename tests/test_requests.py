@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+from types import SimpleNamespace
 
 import jsonschema
 import numpy as np
@@ -157,13 +158,16 @@ def test_invalid_on_an_aec_env_gets_the_fallback_and_an_event(monkeypatch):
 
     real_make = envs.make
     monkeypatch.setattr(envs, "make", lambda env_id, **params: parallel_to_aec(real_make(env_id, **params)))
-    real_build = runner.build_agent
-    monkeypatch.setattr(runner, "build_agent", lambda config, context: GivesUp() if context.agent_id == "player_0" else real_build(config, context))
     scenario = parse_scenario(
         "name: aec\nenv: {id: normlab/IteratedPrisonersDilemma-v0, params: {rounds: 3}}\n"
         "agents:\n  player_0: {kind: scripted, strategy: always_cooperate}\n  player_1: {kind: scripted, strategy: always_cooperate}\n"
     )
-    result = asyncio.run(runner.play_episode(scenario, 0))
+    from normlab.agents import resolve_agents
+    from normlab.assets import RunAssets
+
+    factories = resolve_agents(scenario.agents, RunAssets(None))
+    factories["player_0"] = SimpleNamespace(new_episode=lambda context: GivesUp())
+    result = asyncio.run(runner.play_episode(scenario, 0, factories=factories))
     mine = [s for s in result.steps if s["agent"] == "player_0"]
     theirs = [s for s in result.steps if s["agent"] == "player_1"]
     assert len(mine) == 3 and all(s["action"] == "null" for s in mine)

@@ -1,4 +1,6 @@
-"""Agents: scripted strategies, LLM agents and human players, built from scenario configs."""
+"""Agents: scripted strategies, LLM agents and human players, built from scenario configs.
+
+Agent kinds register in `normlab.agents.kinds` (config model, checks, factory)."""
 
 from __future__ import annotations
 
@@ -6,47 +8,39 @@ from typing import Any
 
 from gymnasium import spaces
 
-from normlab.agents.base import Agent, AgentContext, AgentError
+from normlab.agents.base import Agent, AgentContext, AgentError, Decision
+from normlab.agents.kinds import AGENT_KINDS, AgentFactory, AgentKind, resolve_agents
 from normlab.agents.scripted import STRATEGIES, ScriptedAgent
-
-AGENT_KINDS = {
-    "scripted": "A fixed strategy (see the list below), pure and seeded.",
-    "llm": "A language model through a harness (direct, react, reflective, langchain).",
-    "human": "A person at the terminal, asked for a legal action each turn.",
-}
 
 
 def check_config(config: Any, action_space: spaces.Space | None, base: Any = None) -> list[tuple[tuple, str]]:
     """Problems with an agent config that the schema cannot see. `action_space` None (the env
     could not be built) runs only the checks that do not need it."""
-    if config.kind == "scripted":
-        cls = STRATEGIES.get(config.strategy)
-        if cls is None:
-            import difflib
-
-            close = difflib.get_close_matches(config.strategy, list(STRATEGIES), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            return [(("strategy",), f"must be one of {', '.join(STRATEGIES)}{hint}")]
-        return cls.check(config.params, action_space)
-    if config.kind == "llm":
-        from normlab.agents.llm_checks import check_llm_config
-
-        return check_llm_config(config, action_space, base)
-    return []
+    check = AGENT_KINDS[config.kind].check
+    return check(config, action_space, base) if check is not None else []
 
 
-def build_agent(config: Any, context: AgentContext) -> Agent:
-    if config.kind == "scripted":
-        return STRATEGIES[config.strategy](context.action_space, config.params)
-    if config.kind == "human":
-        from normlab.agents.human import HumanAgent
+def build_agent(config: Any, context: AgentContext, assets: Any = None) -> Agent:
+    """One agent from its config (resolving the config first: runs resolve once and keep the
+    factory, see `resolve_agents`)."""
+    if assets is None and config.kind == "llm":
+        from normlab.assets import RunAssets
 
-        return HumanAgent(context, name=config.name)
-    if config.kind == "llm":
-        from normlab.agents.llm import build_llm_agent
-
-        return build_llm_agent(config, context)
-    raise ValueError(f"unknown agent kind {config.kind!r}")
+        assets = RunAssets(None)
+    return AGENT_KINDS[config.kind].resolve(config, context.agent_id, assets).new_episode(context)
 
 
-__all__ = ["AGENT_KINDS", "STRATEGIES", "Agent", "AgentContext", "AgentError", "ScriptedAgent", "build_agent", "check_config"]
+__all__ = [
+    "AGENT_KINDS",
+    "STRATEGIES",
+    "Agent",
+    "AgentContext",
+    "AgentError",
+    "AgentFactory",
+    "AgentKind",
+    "Decision",
+    "ScriptedAgent",
+    "build_agent",
+    "check_config",
+    "resolve_agents",
+]

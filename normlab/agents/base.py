@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from gymnasium import spaces
@@ -37,14 +37,18 @@ def as_decision(result: Any) -> Decision:
 
 @dataclass
 class AgentContext:
-    """What an agent may know about its seat in the env, given once when it is built."""
+    """What an agent may know about its seat in this episode, given when it is built."""
 
     agent_id: str
     action_space: spaces.Space
     observation_space: spaces.Space | None = None
     action_meanings: list[str] | None = None
     rules: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: the run's shared model pieces (response cache, budget ledger, connection limits),
+    #: built in the process that plays the episode; None where no agent calls a model
+    resources: Any = None
+    #: what this seat's agent exported at the end of the previous episode of its chain
+    carried_state: Any = None
 
     def default_request(self) -> Request:
         """The request the static action space stands for (agents asked without one)."""

@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-
 from normlab.agents.base import AgentContext, Decision
-from normlab.harnesses import HARNESSES, HarnessContext
+from normlab.harnesses import HARNESSES, Harness, HarnessContext
 from normlab.requests import Request
+
+
+@dataclass(frozen=True)
+class LLMAgentFactory:
+    """An LLM seat resolved once per run: its harness class and params, skills, tools, and
+    the form in which its model gets the answer's schema (LiteLLM is asked once)."""
+
+    config: Any
+    seat: str
+    harness_cls: type[Harness]
+    harness_params: Any
+    schema_style: str | None
+    schema_fallback: bool
+    skills: tuple[Any, ...]
+    tools: tuple[Any, ...]
+
+    @classmethod
+    def resolve(cls, config: Any, seat: str, assets: Any) -> LLMAgentFactory:
+        style, fallback = structured_output(config)
+        return cls(
+            config=config,
+            seat=seat,
+            harness_cls=HARNESSES[config.harness_name].load(),
+            harness_params=config.harness_params(),
+            schema_style=style,
+            schema_fallback=fallback,
+            skills=tuple(assets.skills.get(seat, [])),
+            tools=tuple(assets.tool_objects(seat)),
+        )
+
+    def new_episode(self, context: AgentContext) -> LLMAgent:
+        return LLMAgent(self, context)
 
 
 class LLMAgent:
@@ -16,19 +48,19 @@ class LLMAgent:
 
     waits_on_io = True
 
-    def __init__(self, config: Any, context: AgentContext):
+    def __init__(self, factory: LLMAgentFactory, context: AgentContext):
         from normlab.models import ModelClient, ModelResources, RetryPolicy
 
+        config = factory.config
         self.config = config
         self.context = context
-        extra = context.extra
         self.agent_id = context.agent_id
         # what one decision produced: returned with it, never written anywhere else
         self._calls: list[dict[str, Any]] = []
         self._notes: dict[str, Any] = {}
         self.client = ModelClient(
             config.model,
-            resources=extra.get("resources") or ModelResources(cache_mode="off"),
+            resources=context.resources or ModelResources(cache_mode="off"),
             record=self._calls.append,
             api_base=config.api_base,
             extra=config.params,
@@ -36,12 +68,6 @@ class LLMAgent:
             retry=RetryPolicy(attempts=config.call_retries + 1, base_delay=config.retry_delay),
             timeout=config.timeout,
         )
-        style, fallback = structured_output(config)
-        assets = extra.get("assets")
-        if assets is None:  # built outside a run: resolve from the scenario's folder
-            from normlab.assets import resolve_assets
-
-            assets = resolve_assets(extra["scenario"])
         harness_ctx = HarnessContext(
             agent_id=context.agent_id,
             action_space=context.action_space,
@@ -49,22 +75,21 @@ class LLMAgent:
             action_meanings=context.action_meanings,
             rules=context.rules,
             system_prompt=config.system_prompt,
-            skills=list(assets.skills.get(self.agent_id, [])),
+            skills=list(factory.skills),
             skills_mode=config.skills_mode,
             temperature=config.temperature,
             max_tokens=config.max_tokens,
             max_reasks=config.max_reasks,
-            max_iterations=config.max_iterations,
-            memory=config.memory,
-            constrain=style is not None,
-            schema_style=style or "json_object",
-            schema_fallback=fallback,
+            params=factory.harness_params,
+            constrain=factory.schema_style is not None,
+            schema_style=factory.schema_style or "json_object",
+            schema_fallback=factory.schema_fallback,
             annotate=self._notes.__setitem__,
-            extra_tools=assets.tool_objects(self.agent_id),
+            extra_tools=list(factory.tools),
         )
-        self.harness = HARNESSES[config.harness].load()(harness_ctx)
-        if extra.get("carried_state") is not None:
-            self.harness.import_state(extra["carried_state"])
+        self.harness = factory.harness_cls(harness_ctx)
+        if context.carried_state is not None:
+            self.harness.import_state(context.carried_state)
 
     async def reset(self, seed: int) -> None:
         self.client.rng.seed(seed)
@@ -127,5 +152,3 @@ def _supports_schema(model: str) -> bool:
         return False
 
 
-def build_llm_agent(config: Any, context: AgentContext) -> LLMAgent:
-    return LLMAgent(config, context)

@@ -30,9 +30,8 @@ def check_llm_config(config: Any, action_space: spaces.Space | None, base: Path 
     from normlab.scenario import free_form_problems
 
     problems: list[tuple[tuple, str]] = []
-    info = HARNESSES.get(config.harness)
-    if info is None:
-        problems.append((("harness",), f"must be one of {', '.join(HARNESSES)}"))
+    problems.extend(harness_problems(config.harness))
+    info = HARNESSES.get(config.harness_name)
     message = check_model_string(config.model)
     if message is not None:
         problems.append((("model",), message))
@@ -42,8 +41,8 @@ def check_llm_config(config: Any, action_space: spaces.Space | None, base: Path 
         except SkillError as exc:
             problems.append((("skills", i), str(exc)))
     if info is not None and config.skills_mode == "on_demand" and not info.uses_tools:
-        problems.append((("skills_mode",), f"on_demand skills need a tool-calling harness (react or langchain), not {config.harness}"))
-    if config.tools and config.harness != "langchain":
+        problems.append((("skills_mode",), f"on_demand skills need a tool-calling harness (react or langchain), not {config.harness_name}"))
+    if config.tools and config.harness_name != "langchain":
         problems.append((("tools",), "tools given as 'module:attribute' are LangChain tools: use harness langchain"))
     if config.tools:
         problems.extend(_tool_problems(config.tools, base))
@@ -52,6 +51,23 @@ def check_llm_config(config: Any, action_space: spaces.Space | None, base: Path 
         problems.extend((("params", "mock", *loc), msg) for loc, msg in check_mock_behaviour(params.pop("mock")))
     problems.extend(free_form_problems(params, ("params",)))
     return problems
+
+
+def harness_problems(harness: Any) -> list[tuple[tuple, str]]:
+    """A harness name, or `{name: ..., params...}` checked against that harness's Params."""
+    from normlab.envs.base import params_problems
+
+    if isinstance(harness, dict):
+        if "name" not in harness:
+            return [(("harness", "name"), f"required field is missing (one of {', '.join(HARNESSES)})")]
+        name = harness["name"]
+        if not isinstance(name, str) or name not in HARNESSES:
+            return [(("harness", "name"), f"must be one of {', '.join(HARNESSES)}")]
+        given = {k: v for k, v in harness.items() if k != "name"}
+        return [(("harness", *loc), msg) for loc, msg in params_problems(HARNESSES[name].params, given, f"the {name} harness")]
+    if harness not in HARNESSES:
+        return [(("harness",), f"must be one of {', '.join(HARNESSES)}")]
+    return []
 
 
 # --- model strings ----------------------------------------------------------------------

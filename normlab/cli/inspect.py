@@ -75,8 +75,8 @@ def list_agents() -> None:
     kinds = Table(title="agent kinds")
     kinds.add_column("kind")
     kinds.add_column("description")
-    for kind, text in AGENT_KINDS.items():
-        kinds.add_row(kind, text)
+    for kind, info in AGENT_KINDS.items():
+        kinds.add_row(kind, info.description)
     common.out.print(kinds)
     strategies = Table(title="scripted strategies")
     strategies.add_column("strategy")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from gymnasium import spaces
+from pydantic import BaseModel, ConfigDict, Field
 
 
 from normlab.harnesses.actions import ACT_TOOL, ActionFormat, observation_text
@@ -35,6 +36,17 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
+class HarnessParams(BaseModel):
+    """Base of harness parameter models (strict, no unknown keys, immutable); each harness
+    registers its own subclass (normlab.harnesses.HARNESSES)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False, frozen=True)
+
+    max_side_calls: int = Field(
+        default=3, ge=0, le=1_000, description="Query, skill and user tool calls in a turn before only the action tools are offered"
+    )
+
+
 @dataclass
 class HarnessContext:
     """Everything a harness may use, given once per episode."""
@@ -50,8 +62,8 @@ class HarnessContext:
     temperature: float = 0.0
     max_tokens: int = 256
     max_reasks: int = 2
-    max_iterations: int = 8
-    memory: int = 5
+    #: the harness's own parameters (its registered Params model)
+    params: HarnessParams = field(default_factory=HarnessParams)
     constrain: bool = True  # send the answer's JSON schema as response_format
     #: its form: "json_object" (llama.cpp's, for normlab's own providers) or "json_schema"
     #: (OpenAI's, for servers and API models); see ActionFormat.response_format
@@ -61,9 +73,6 @@ class HarnessContext:
     schema_fallback: bool = False
     annotate: Any = None  # callable(key, value): notes stored with the step's info
     extra_tools: list[Any] = field(default_factory=list)
-    #: calls of tools that are not actions (load_skill, user tools) allowed in one turn
-    #: before the model is offered the action tools alone, with a call required
-    max_side_calls: int = 3
     #: the request of turns that bring none (the static action space's)
     request: Request | None = None
 
@@ -97,6 +106,10 @@ class Harness:
         elif isinstance(request, Tools):
             self.format.request = self.format.tools = request  # the same tools, bound to this turn
         return self.format
+
+    def param(self, name: str, default: Any) -> Any:
+        """One of the harness's parameters (defaults where its Params has no such field)."""
+        return getattr(self.ctx.params, name, default)
 
     @property
     def request(self) -> Request:
@@ -236,7 +249,7 @@ class Harness:
                     {"role": "assistant", "content": answer or ""},
                     {"role": "user", "content": f"Result of {action['tool']}: {result}"},
                 ]
-                if queries >= self.ctx.max_side_calls and form is self.format:
+                if queries >= self.ctx.params.max_side_calls and form is self.format:
                     form = self.acting_format()
                     response_format = self.response_format(form)
                     if form is not self.format:
@@ -319,7 +332,7 @@ class ToolHarness(Harness):
         A small model offered `load_skill` or a query tool may call it on every iteration
         and never act; after `max_side_calls` such calls the turn asks for the action alone
         (constrained models are then held to an action tool's schema)."""
-        if side_calls < self.ctx.max_side_calls:
+        if side_calls < self.ctx.params.max_side_calls:
             return False
         self.note("forced_action", {"after_side_calls": side_calls})
         return True

@@ -158,7 +158,7 @@ class LangChainHarness(ToolHarness):
         self.loaded_skills = []
         error = None
         model, side_calls = self.model, 0
-        for _ in range(self.ctx.max_iterations):
+        for _ in range(self.param("max_iterations", 8)):
             if model is self.model and side_calls and self.must_act(side_calls):
                 model = self.acting_model
             reply: AIMessage = await model.ainvoke(messages, seed=self.next_seed())
@@ -199,7 +199,7 @@ class LangChainHarness(ToolHarness):
             for bad in reply.invalid_tool_calls:
                 error = f"the arguments of your {bad.get('name')!r} call are not valid JSON"
                 messages.append(HumanMessage(f"That call could not be used: {error}."))
-        self.note("invalid", {"error": error or "no action within the iteration limit", "iterations": self.ctx.max_iterations})
+        self.note("invalid", {"error": error or "no action within the iteration limit", "iterations": self.param("max_iterations", 8)})
         return INVALID
 
 

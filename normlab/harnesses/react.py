@@ -33,7 +33,7 @@ class ReactHarness(ToolHarness):
         self.loaded_skills = []
         error = None
         side_calls = 0
-        for _ in range(self.ctx.max_iterations):
+        for _ in range(self.param("max_iterations", 8)):
             if tool_choice is None and side_calls and self.must_act(side_calls):
                 tools, tool_choice = self.action_tool_schemas(), self.forced_tool_choice()
             reply = await self.ctx.client.complete(
@@ -70,5 +70,5 @@ class ReactHarness(ToolHarness):
                     else:
                         result = f"error: {error}"
                 messages.append({"role": "tool", "tool_call_id": call.id or call.name, "content": result})
-        self.note("invalid", {"error": error or "no action within the iteration limit", "iterations": self.ctx.max_iterations})
+        self.note("invalid", {"error": error or "no action within the iteration limit", "iterations": self.param("max_iterations", 8)})
         return INVALID

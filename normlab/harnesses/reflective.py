@@ -43,7 +43,7 @@ class ReflectiveHarness(Harness):
         self.memory: list[dict[str, Any]] = []
 
     def window(self) -> list[dict[str, Any]]:
-        return self.memory[-self.ctx.memory :] if self.ctx.memory > 0 else []
+        return self.memory[-self.param("memory", 5) :] if self.param("memory", 5) > 0 else []
 
     async def decide(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Any:
         self.use(request)
@@ -68,7 +68,7 @@ class ReflectiveHarness(Harness):
                 "feedback": feedback_text(reward, events),
             }
         )
-        del self.memory[: max(0, len(self.memory) - max(self.ctx.memory, 0))]
+        del self.memory[: max(0, len(self.memory) - max(self.param("memory", 5), 0))]
 
     def export_state(self) -> Any:
         return {"memory": self.window()}

@@ -179,9 +179,30 @@ def _grammar(schema_json: str | None) -> Any:
     if schema_json is None:
         return llama_grammar.LlamaGrammar.from_string(llama_grammar.JSON_GBNF, verbose=False)
     try:
-        return llama_grammar.LlamaGrammar.from_json_schema(schema_json, verbose=False)
+        bounded = json.dumps(_grammar_bounds(json.loads(schema_json)))
+        return llama_grammar.LlamaGrammar.from_json_schema(bounded, verbose=False)
     except Exception:
         return None
+
+
+#: Length bounds above this are left out of grammars: llama.cpp spells a bound of n as n
+#: optional copies of the item, and a grammar for a 500-character message crashes its
+#: sampler. The answer is still checked against the full schema (and re-asked) afterwards.
+GRAMMAR_MAX_REPEAT = 256
+_REPEAT_KEYS = ("maxLength", "minLength", "maxItems", "minItems")
+
+
+def _grammar_bounds(schema: Any) -> Any:
+    """A schema with the repetition bounds a grammar cannot hold left out."""
+    if isinstance(schema, dict):
+        return {
+            key: _grammar_bounds(value)
+            for key, value in schema.items()
+            if not (key in _REPEAT_KEYS and isinstance(value, int) and value > GRAMMAR_MAX_REPEAT)
+        }
+    if isinstance(schema, list):
+        return [_grammar_bounds(item) for item in schema]
+    return schema
 
 
 def _grammar_for_schema(schema: dict[str, Any] | None) -> Any:

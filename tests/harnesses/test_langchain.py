@@ -13,6 +13,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # normlab.models.
 
 import pytest
 
+from normlab.harnesses import ToolLoopParams
 from normlab.requests import Tool, Tools
 from gymnasium import spaces
 from langchain_core.tools import tool
@@ -206,7 +207,7 @@ def test_garbage_until_the_iteration_limit_is_invalid():
         return "I would rather talk about the weather."
 
     mock.register(NAME, model)
-    h, notes = harness(max_iterations=3)
+    h, notes = harness(params=ToolLoopParams(max_iterations=3))
     assert decide(h) is INVALID
     assert len(seen) == 3
     assert "could not be used" in seen[1][-1]["content"]

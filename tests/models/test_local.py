@@ -301,3 +301,27 @@ def test_thread_count_leaves_headroom_and_can_be_set(monkeypatch: pytest.MonkeyP
     assert 1 <= settings["n_threads"] == settings["n_threads_batch"] <= 8
     monkeypatch.setenv("NORMLAB_LOCAL_THREADS", "3")
     assert llama_settings()["n_threads"] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["response_format", "tools"])
+def test_long_text_bounds_do_not_crash_the_sampler(where: str) -> None:
+    """A 2,000-character bound spelled out as a grammar crashed llama.cpp's sampler (exit
+    139); such bounds are left out of the grammar and checked on the answer instead."""
+    text = {"type": "string", "maxLength": 2000}
+    if where == "response_format":
+        schema = {"type": "object", "properties": {"action": text}, "required": ["action"]}
+        response = complete(messages=user("Say hello."), max_tokens=16, temperature=0, response_format={"type": "json_object", "schema": schema})
+        assert response.choices[0].message.content.lstrip().startswith("{")
+    else:
+        tool = {"type": "function", "function": {"name": "say", "description": "Say something.", "parameters": {"type": "object", "properties": {"text": text}, "required": ["text"]}}}
+        response = complete(messages=user("Say hello."), tools=[tool], tool_choice={"type": "function", "function": {"name": "say"}}, max_tokens=64, temperature=0)
+        message = response.choices[0].message  # a call cut at max_tokens comes back as text
+        assert (message.tool_calls and message.tool_calls[0].function.name == "say") or '"say"' in message.content
+
+
+def test_grammar_bounds_keep_small_bounds_only() -> None:
+    from normlab.models.local import GRAMMAR_MAX_REPEAT, _grammar_bounds
+
+    schema = {"anyOf": [{"type": "string", "maxLength": 2000, "minLength": 1}, {"type": "array", "maxItems": GRAMMAR_MAX_REPEAT}]}
+    assert _grammar_bounds(schema) == {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "maxItems": GRAMMAR_MAX_REPEAT}]}

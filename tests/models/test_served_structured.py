@@ -16,7 +16,7 @@ import pytest
 from gymnasium import spaces
 
 from normlab.agents.base import AgentContext
-from normlab.agents.llm import LLMAgent, structured_output
+from normlab.agents.llm import LLMAgentFactory, structured_output
 from normlab.models import ModelError
 from normlab.scenario import LLMAgentConfig
 
@@ -41,9 +41,9 @@ class Log:
 
 def act_once(config: LLMAgentConfig, log: Log | None = None) -> object:
     """One IPD turn of an LLM agent built from `config`; a failed call is None."""
-    extra: dict = {"assets": SimpleNamespace(skills={}, tool_objects=lambda agent_id: [])}
-    context = AgentContext(agent_id="player_0", action_space=spaces.Discrete(2), action_meanings=["cooperate", "defect"], extra=extra)
-    agent = LLMAgent(config, context)
+    assets = SimpleNamespace(skills={}, tool_objects=lambda agent_id: [])
+    context = AgentContext(agent_id="player_0", action_space=spaces.Discrete(2), action_meanings=["cooperate", "defect"])
+    agent = LLMAgentFactory.resolve(config, "player_0", assets).new_episode(context)
     asyncio.run(agent.reset(0))
     try:
         decision = asyncio.run(agent.act({"text": "Round 1 of 10. Cooperate or defect?"}, {}))
