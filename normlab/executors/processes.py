@@ -245,8 +245,8 @@ async def play_in_processes(
         target=_read, args=(results, processes, deliver, closing), name="normlab-results", daemon=True
     )
     reader.start()
+    ended = False  # the reader's end is taken: no more messages
     try:
-        ended = False
         while not ended:
             batch, ended = await _next(inbox)
             episodes = []
@@ -278,7 +278,8 @@ async def play_in_processes(
     except BaseException:
         stop.set()
         closing.set()
-        await asyncio.shield(_finish(inbox, store, run_id, on_episode))
+        if not ended:
+            await asyncio.shield(_finish(inbox, store, run_id, on_episode))
         raise
     finally:
         closing.set()
