@@ -16,13 +16,16 @@ from normlab.store import Store
 
 pytestmark = pytest.mark.slow
 
-SCENARIO = """
+#: Enough episodes that the run is still playing after the busy resume's process has started
+#: (about a second of imports, in which a fast machine plays a few hundred episodes).
+EPISODES = 1200
+SCENARIO = f"""
 name: resumable
-env: {id: normlab/IteratedPrisonersDilemma-v0, params: {rounds: 60, noise: 0.05}}
+env: {{id: normlab/IteratedPrisonersDilemma-v0, params: {{rounds: 60, noise: 0.05}}}}
 agents:
-  player_0: {kind: scripted, strategy: pavlov}
-  player_1: {kind: scripted, strategy: random, params: {p: 0.3}}
-episodes: 400
+  player_0: {{kind: scripted, strategy: pavlov}}
+  player_1: {{kind: scripted, strategy: random, params: {{p: 0.3}}}}
+episodes: {EPISODES}
 seed: 11
 concurrency: 3
 """
@@ -100,7 +103,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     run_id = run_id_of(killed_db)
     store = Store(f"sqlite:///{killed_db}")
     done_before = store.finished_indices(run_id)
-    assert 5 <= len(done_before) < 400
+    assert 5 <= len(done_before) < EPISODES
     assert store.get_run(run_id).status == "running"  # nobody could mark it: it was killed
     listed = normlab("runs", "ls", "--json", "--store", f"sqlite:///{killed_db}")
     (row,) = json.loads(listed.stdout)
@@ -109,7 +112,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     resumed = normlab("resume", run_id[:6], "--store", f"sqlite:///{killed_db}", "--concurrency", "5")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip().splitlines()[-1] == run_id
-    assert f"{400 - len(done_before)} of 400" in resumed.stderr
+    assert f"{EPISODES - len(done_before)} of {EPISODES}" in resumed.stderr
     assert store.get_run(run_id).status == "finished"
 
     clean = normlab("run", str(scenario), "--store", f"sqlite:///{clean_db}", "--quiet")
@@ -135,12 +138,12 @@ def test_ctrl_c_marks_run_interrupted_and_keeps_finished_episodes(tmp_path):
     store = Store(f"sqlite:///{db}")
     run_id = run_id_of(db)
     assert store.get_run(run_id).status == "interrupted"
-    assert 3 <= len(store.finished_indices(run_id)) < 400
+    assert 3 <= len(store.finished_indices(run_id)) < EPISODES
 
 
 def test_resume_of_finished_run_plays_nothing(tmp_path):
     scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO.replace("episodes: 400", "episodes: 3"))
+    scenario.write_text(SCENARIO.replace(f"episodes: {EPISODES}", "episodes: 3"))
     url = f"sqlite:///{tmp_path / 'f.db'}"
     first = normlab("run", str(scenario), "--store", url, "--quiet")
     run_id = first.stdout.strip()
