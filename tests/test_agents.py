@@ -89,7 +89,8 @@ def test_check_config_reports_problems(strategy, params, space, fragment):
 
 def test_check_config_accepts_good_configs():
     for name in STRATEGIES:
-        assert check_config(ScriptedAgentConfig(kind="scripted", strategy=name), TWO) == []
+        params = {"actions": [0, 1]} if name == "script" else {}
+        assert check_config(ScriptedAgentConfig(kind="scripted", strategy=name, params=params), TWO) == []
 
 
 def human(answers: list[str], meanings=("cooperate", "defect")) -> tuple[HumanAgent, Console]:

@@ -188,6 +188,27 @@ def test_prompt_says_what_each_space_expects():
     assert "line of text" in text
 
 
+def test_turn_request_is_asked_with_its_own_names():
+    """A turn's request that differs from the static space's (roles drawn per episode) is
+    asked with its own options."""
+    from normlab.requests import Choice
+
+    seen: list[str] = []
+    agent, console = agent_for(spaces.Discrete(2), ["cooperate", "report"], meanings=["cooperate", "defect"], seen=seen)
+    assert asyncio.run(agent.act({"text": "t"}, {}, Choice(("stay quiet", "report")))) == 1
+    assert seen[0] == "player_0, your action (0 = stay quiet, 1 = report): "
+    assert "Not a legal answer: 'cooperate' is not one of 0 = stay quiet, 1 = report. Try again." in console.export_text()
+
+
+def test_tool_call_space_is_played_with_tool_calls():
+    from normlab.spaces import ToolCall
+
+    tool = {"name": "move", "description": "Move.", "parameters": {"type": "object", "properties": {"dir": {"enum": ["n", "s"]}}, "required": ["dir"]}}
+    agent, console = agent_for(ToolCall([tool]), ["move", 'move {"dir": "s"}'])
+    assert asyncio.run(agent.act({"text": "t"}, {})) == {"tool": "move", "arguments": {"dir": "s"}}
+    assert "move (action, ends your turn): Move." in console.export_text()
+
+
 def test_unplayable_space_is_refused_up_front():
     space = spaces.Sequence(spaces.Discrete(2))
     with pytest.raises(AgentError, match="cannot play a Sequence action space"):

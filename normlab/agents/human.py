@@ -4,6 +4,13 @@ Everything the player reads (rules, observations, prompts, complaints) goes to s
 answers come from stdin, so `RID=$(normlab run ... -q)` captures only the run id. While the
 player is asked, the CLI's live progress display is paused, so it never redraws over the
 line being typed.
+
+The player is asked what the turn's request asks (`normlab.requests`): free text for a text
+request (taken as typed), an option by its number or its name for a choice, a number, a JSON
+object for a composite, and a tool call for tools, as JSON `{"tool": ..., "arguments": {...}}`
+or as `name {"arg": ...}`. A lookup (query) tool's result is shown and the player is asked
+again in the same turn. A request that is just the seat's static action space is asked as
+that space (arrays as JSON or plain numbers).
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +27,13 @@ from gymnasium import spaces
 from rich.console import Console
 from rich.markup import escape
 
-from normlab.agents.base import AgentContext, AgentError
+from normlab.agents.base import AgentContext, AgentError, Decision
 from normlab.interactive import paused_display
+from normlab.requests import INVALID, Choice, Coerced, Composite, Request, Text, Tools
+from normlab.spaces import ToolCall
 
-_PLAYABLE = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box, spaces.Text, spaces.Dict, spaces.Tuple)
+_PLAYABLE = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Box, spaces.Text, spaces.Dict, spaces.Tuple, ToolCall)
+_SHORT_CALL = re.compile(r"\s*([A-Za-z_][\w.-]*)\s*(.*)", re.DOTALL)
 
 
 def read_answer(prompt: str) -> str:
@@ -54,6 +65,7 @@ class HumanAgent:
         problem = _unplayable(context.action_space)
         if problem:  # refuse up front rather than ask for something no answer can give
             raise AgentError(f"{self.name}: the human player cannot play {problem}")
+        self.static = context.default_request()
 
     async def reset(self, seed: int) -> None:
         await asyncio.to_thread(self._show_rules)
@@ -64,29 +76,75 @@ class HumanAgent:
             if self.context.rules:
                 self.console.print(escape(self.context.rules))
 
-    async def act(self, observation: Any, info: dict[str, Any], request: Any = None) -> Any:
+    async def act(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Any:
         # the whole exchange runs on one worker thread, inside one pause: two human seats of
         # a parallel env take turns at the terminal instead of interleaving their prompts
-        return await asyncio.to_thread(self._ask, observation)
+        return await asyncio.to_thread(self._ask, observation, request)
 
-    def _ask(self, observation: Any) -> Any:
+    def _ask(self, observation: Any, request: Request | None = None) -> Any:
         text = observation.get("text") if isinstance(observation, dict) else None
         rules = self.context.rules
         if isinstance(text, str) and rules and text.startswith(rules):
             text = text[len(rules) :].lstrip()  # the rules were shown when the episode began
         with paused_display():
             self.console.print(escape(text if isinstance(text, str) else repr(observation)))
-            prompt = f"{self.name}, your action ({self.expected()}): "
-            while True:
-                try:
-                    answer = self.input_fn(prompt)
-                except EOFError:
-                    raise AgentError(f"{self.name}: the human player's input closed") from None
-                action = self._parse(answer)
-                if action is not None:
-                    return action
-                shown = escape(answer.strip()[:80]) or "(empty)"
-                self.console.print(f"[red]{shown} is not a legal action; expected {escape(self.expected())}.[/]")
+            if request is None:
+                request = self.static
+            if request == self.static and not isinstance(request, Tools):
+                return self._ask_space()  # as the space: arrays as JSON or plain numbers
+            return self._ask_request(request)
+
+    def _input(self, prompt: str) -> str:
+        try:
+            return self.input_fn(prompt)
+        except EOFError:
+            raise AgentError(f"{self.name}: the human player's input closed") from None
+
+    def _ask_space(self) -> Any:
+        """Ask for an action of the seat's static action space."""
+        prompt = f"{self.name}, your action ({self.expected()}): "
+        while True:
+            answer = self._input(prompt)
+            action = self._parse(answer)
+            if action is not None:
+                return action
+            shown = escape(answer.strip()[:80]) or "(empty)"
+            self.console.print(f"[red]{shown} is not a legal action; expected {escape(self.expected())}.[/]")
+
+    def _ask_request(self, request: Request) -> Any:
+        """Ask what this turn's request asks; answer lookups in the turn and ask again."""
+        self._show_request(request)
+        prompt = f"{self.name}, {_prompt(request)}: "
+        queries: list[dict[str, Any]] = []
+        while True:
+            answer = self._input(prompt)
+            action, error = read_request(request, answer)
+            if error is not None:
+                complaint = " ".join(error.split())
+                self.console.print(f"[red]Not a legal answer: {escape(complaint[:300])}. Try again.[/]")
+                continue
+            if isinstance(request, Tools) and request.is_query(str(action["tool"])):
+                result = request.ask(action)
+                queries.append({"call": action, "result": result})
+                self.console.print(f"[dim]{escape(str(action['tool']))} says:[/] {escape(_json(result))}")
+                continue
+            return Decision(action, {"queries": queries}) if queries else action
+
+    def _show_request(self, request: Request) -> None:
+        """What the prompt line has no room for: the options of a choice not numbered by
+        its values, the tools and their arguments."""
+        if isinstance(request, Choice) and not _numbered(request):
+            for i, option in enumerate(request.options, 1):
+                self.console.print(f"  {i}) {escape(option)}")
+        elif isinstance(request, Tools):
+            self.console.print("Tools:")
+            for tool in request.tools:
+                kind = "lookup, answered now" if tool.query else "action, ends your turn"
+                arguments = dict(tool.parameters).get("properties") or {}
+                line = f"  {tool.name} ({kind}): {tool.description}"
+                if arguments:
+                    line += f"; arguments: {_json(arguments)}"
+                self.console.print(escape(line))
 
     def expected(self) -> str:
         """What to type, in words."""
@@ -110,6 +168,76 @@ class HumanAgent:
             except ValueError:
                 return None
         return _coerce(space, value)
+
+
+def _numbered(request: Choice) -> bool:
+    """Whether the choice's values are whole numbers (typed as they are)."""
+    return all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in request.actions)
+
+
+def _prompt(request: Request) -> str:
+    """The prompt line's ask: what the answer is, and what to type."""
+    if isinstance(request, Choice) and not _numbered(request):
+        return f"your choice (its number, 1 to {len(request.options)}, or its name)"
+    if isinstance(request, Text):
+        return f"your {'text' if request.tag == 'text' else request.tag} ({request.describe()}; typed as is)"
+    if isinstance(request, Tools):
+        return 'your tool call ({"tool": <name>, "arguments": {...}} or: <name> {...})'
+    return f"your action ({request.describe()})"
+
+
+def read_request(request: Request, answer: str) -> Coerced:
+    """A typed answer to a request as a legal action, or (INVALID, why not)."""
+    if isinstance(request, Text):
+        return request.coerce(answer)  # taken as typed, spaces included
+    stripped = answer.strip()
+    if not stripped:
+        return INVALID, f"nothing typed; expected {request.describe()}"
+    if isinstance(request, Choice):
+        action, error = request.coerce(stripped)
+        if error is not None and not _numbered(request) and stripped.isdigit():
+            index = int(stripped[:6])
+            if 1 <= index <= len(request.options):
+                return request.actions[index - 1], None
+            return INVALID, f"{stripped[:20]} is not an option's number (1 to {len(request.options)})"
+        return action, error
+    if isinstance(request, Tools):
+        return _read_call(request, stripped)
+    if isinstance(request, Composite):
+        try:
+            value = json.loads(stripped)
+        except (ValueError, RecursionError):
+            return INVALID, f"that is not JSON; expected {request.describe()}"
+        return request.coerce(value)
+    return request.read(stripped)
+
+
+def _read_call(request: Tools, text: str) -> Coerced:
+    """A tool call typed as JSON, or as the tool's name and its arguments' JSON object."""
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            return INVALID, 'that is not JSON; type {"tool": <name>, "arguments": {...}} or <name> {...}'
+        return request.coerce(value)
+    match = _SHORT_CALL.fullmatch(text)
+    if match is None:
+        return INVALID, 'type {"tool": <name>, "arguments": {...}} or <name> {...}'
+    name, rest = match.group(1), match.group(2).strip()
+    try:
+        arguments = json.loads(rest) if rest else {}
+    except (ValueError, RecursionError):
+        return INVALID, f"the arguments of {name} are not JSON; type {name} {{...}}"
+    if not isinstance(arguments, dict):
+        return INVALID, f"the arguments of {name} must be a JSON object {{...}}"
+    return request.coerce({"tool": name, "arguments": arguments})
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _unplayable(space: spaces.Space) -> str | None:
