@@ -19,7 +19,7 @@ from normlab.scenario import Scenario, ScenarioError, load_scenario, parse_scena
 
 REPO = Path(__file__).resolve().parent.parent
 IPD = "normlab/IteratedPrisonersDilemma-v0"
-STRATEGY_LIST = "always_cooperate, always_defect, tit_for_tat, grim_trigger, pavlov, random, fixed"
+STRATEGY_LIST = "always_cooperate, always_defect, tit_for_tat, grim_trigger, pavlov, random, fixed, script"
 
 # A valid scenario, lines 1-6; cases below append to it, so their extra lines start at line 7.
 GOOD = """\
@@ -174,7 +174,7 @@ CASES = [
         "name: x\nenv:\n  id: normlab/IteratedPrisonersDilemma-v0\nagents:\n"
         "  player_0: {kind: scripted, strategy: tit_for_tat}\n"
         "  player_1:\n    kind: scripted\n    strategy: tit_for_tat\n    params:\n      q: 1\n",
-        10, 10, "agents.player_1.params.q", "unknown parameter of tit_for_tat (parameters: none)", True,
+        10, 10, "agents.player_1.params.q", "unknown parameter of tit_for_tat (parameters: message, number)", True,
     ),
     (
         "random-p-out-of-range",
