@@ -20,6 +20,7 @@ of time, so that it imports while the caller does other work.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import multiprocessing
 import os
 import queue as queue_module
@@ -238,7 +239,13 @@ async def play_in_processes(
     inbox: asyncio.Queue[list[tuple] | None] = asyncio.Queue(_INBOX_BATCHES)
 
     def deliver(batch: list[tuple] | None) -> None:  # on the reader's thread; waits for room
-        asyncio.run_coroutine_threadsafe(inbox.put(batch), loop).result()
+        put = asyncio.run_coroutine_threadsafe(inbox.put(batch), loop)
+        while True:
+            try:
+                return put.result(timeout=1)
+            except concurrent.futures.TimeoutError:
+                if loop.is_closed():  # the run is over (a second Ctrl-C cut it short)
+                    return None
 
     closing = threading.Event()
     reader = threading.Thread(
@@ -282,8 +289,7 @@ async def play_in_processes(
             await asyncio.shield(_finish(inbox, store, run_id, on_episode))
         raise
     finally:
-        closing.set()
-        reader.join(timeout=5)  # it has delivered its end, unless a second Ctrl-C cut _finish short
+        closing.set()  # the reader ends by itself (not joined here: it may wait on this loop)
         for process in processes:
             process.join(timeout=30)
     if write_error is not None:
