@@ -28,11 +28,11 @@ _EXPORTS = {
     "Overrides": "normlab.overrides",
     "apply_overrides": "normlab.overrides",
     # running
-    "run_scenario": "normlab.runner",
-    "resume_run": "normlab.runner",
-    "play_episode": "normlab.runner",
-    "RunFailed": "normlab.runner",
-    "BudgetStop": "normlab.runner",
+    "run_scenario": "normlab.run",
+    "resume_run": "normlab.run",
+    "play_episode": "normlab.episode",
+    "RunFailed": "normlab.executors.errors",
+    "BudgetStop": "normlab.executors.errors",
     "EpisodeResult": "normlab.results",
     # the store
     "Store": "normlab.store",
@@ -41,10 +41,23 @@ _EXPORTS = {
     "register": "normlab.envs",
     "make": "normlab.envs",
     "specs": "normlab.envs",
+    "EnvBase": "normlab.envs",
+    "EnvParams": "normlab.envs",
+    # what an env asks for each turn
+    "INVALID": "normlab.requests",
+    "Choice": "normlab.requests",
+    "Integer": "normlab.requests",
+    "Number": "normlab.requests",
+    "Text": "normlab.requests",
+    "Tool": "normlab.requests",
+    "Tools": "normlab.requests",
+    "Composite": "normlab.requests",
+    "ToolCall": "normlab.spaces",
     # agents
     "Agent": "normlab.agents",
     "AgentContext": "normlab.agents",
     "AgentError": "normlab.agents",
+    "Decision": "normlab.agents",
     # models
     "require_keys": "normlab.models.keys",
 }

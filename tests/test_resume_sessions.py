@@ -9,6 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from normlab import runner as normlab_runner
+from normlab.executors import local as local_executor
 from normlab.cli import app
 from normlab.models import mock
 from normlab.scenario import load_scenario
@@ -158,13 +159,13 @@ def test_progress_counts_the_episodes_stored_when_a_run_stops(tmp_path, monkeypa
     and the calls the stop cancelled leave no 'coroutine ... was never awaited' warning."""
     mock.register("budget", {"reply": '{"action": 0} and some words to spend tokens'})
     seen: list[int] = []
-    original = normlab_runner._EpisodeWriter._announce
+    original = local_executor._EpisodeWriter._announce
 
     def announce(self, results):
         seen.extend(r.index for r in results)
         return original(self, results)
 
-    monkeypatch.setattr(normlab_runner._EpisodeWriter, "_announce", announce)
+    monkeypatch.setattr(local_executor._EpisodeWriter, "_announce", announce)
     try:
         url = f"sqlite:///{tmp_path / 'b.db'}"
         text = BUDGETED.replace("episodes: 10", "episodes: 30\ncache: off\nconcurrency: 4\nbudget: {tokens: 3000}")

@@ -70,7 +70,7 @@ def run(
 
     Example: [bold]normlab run scenarios/ipd_classic.yaml --concurrency 8[/]
     """
-    from normlab import runner
+    from normlab import run as runs
     from normlab.overrides import Overrides
     from normlab.scenario import load_scenario
 
@@ -81,7 +81,7 @@ def run(
         )
         _check_keys(scenario)
         db = open_store(store, scenario.store)
-        run_id = runner.create_run(db, scenario)
+        run_id = runs.create_run(db, scenario)
     if not quiet:
         common.err.print(f"run [bold]{run_id}[/] · {escape(scenario.name)} · {scenario.episodes} episodes → {escape(db.url)}")
     _play(db, run_id, scenario, range(scenario.episodes), concurrency, quiet, executor, workers)
@@ -132,18 +132,18 @@ def resume(
 
     Example: [bold]normlab resume 3f2a9c1b7d4e --budget-tokens 500000[/]
     """
-    from normlab import runner
+    from normlab import run as runs
     from normlab.overrides import Overrides
 
     with user_errors():
         db = open_store(store, create=False)
         stored = db.get_run(run_id)
         db.ensure_not_live(stored)
-        scenario = runner.stored_scenario(stored)
+        scenario = runs.stored_scenario(stored)
         scenario = _override(scenario, Overrides(cache=cache.value if cache else None, budget_tokens=budget_tokens, budget_usd=budget_usd))
         _check_keys(scenario)
-        todo = runner.missing_indices(db, stored.id, scenario.episodes)
-        changed = runner.stored_assets(stored, scenario).changed_tools()
+        todo = runs.missing_indices(db, stored.id, scenario.episodes)
+        changed = runs.stored_assets(stored, scenario).changed_tools()
     if changed:
         common.err.print(f"[yellow]note:[/] tool modules changed since the run started: {escape(', '.join(changed))}")
     if not quiet:
@@ -161,14 +161,14 @@ def _play(
     executor: Any = None,
     workers: int | None = None,
 ) -> None:
-    from normlab import runner
+    from normlab import run as runs
 
     from normlab.store import StoreError
 
     indices = list(indices)
     with _progress(len(indices), quiet) as on_episode:
         try:
-            runner.run_sync(
+            runs.run_sync(
                 scenario, db, run_id, indices, concurrency, on_episode, executor=executor.value if executor else None, workers=workers
             )
         except StoreError as exc:  # e.g. another process leased the run meanwhile
@@ -177,7 +177,7 @@ def _play(
             common.err.print(f"\n[yellow]interrupted[/]: finished episodes are stored; continue with `{escape(resume_hint(db, run_id))}`")
             print(run_id)
             raise typer.Exit(130) from None
-        except runner.BudgetStop as exc:
+        except runs.BudgetStop as exc:
             common.err.print(
                 f"[yellow]budget spent[/]: {escape(str(exc))}; finished episodes are stored (status budget_exhausted); "
                 f"raise the budget with `{escape(resume_hint(db, run_id))} --budget-tokens N` (or --budget-usd)"
@@ -186,7 +186,7 @@ def _play(
                 _print_summary(db, run_id)
             print(run_id)
             raise typer.Exit(3) from None
-        except runner.RunFailed as exc:
+        except runs.RunFailed as exc:
             common.err.print(f"[red]error:[/] run {run_id} failed: {escape(str(exc))}")
             common.err.print(f"finished episodes are stored; after fixing the cause, `{escape(resume_hint(db, run_id))}`")
             print(run_id)

@@ -61,7 +61,9 @@ class WorkerJob:
 # imports more lazily (the SQLite dialect; LiteLLM's first call loads provider modules and
 # its tokenizer, ~0.7 s): those are named too, so that no worker pays for them again.
 _PRELOAD = (
-    "normlab.runner",
+    "normlab.run",
+    "normlab.episode",
+    "normlab.executors.local",
     "normlab.scenario",
     "normlab.store",
     "normlab.executors.processes",
@@ -172,7 +174,7 @@ def _worker(job: WorkerJob, results: Any, stop: Any, number: int = 0) -> None:
     """Play a share of the run; the last message says how it ended."""
     import signal
 
-    from normlab import runner
+    from normlab.executors import errors, local
     from normlab.scenario import scenario_from_config
     from normlab.store import Store
 
@@ -183,15 +185,15 @@ def _worker(job: WorkerJob, results: Any, stop: Any, number: int = 0) -> None:
     try:
         scenario = scenario_from_config(job.config, job.scenario_text, job.scenario_path)
         store = Store(job.store_url, create=False)
-        play = runner.play_jobs(
+        play = local.play_jobs(
             scenario, _Outbox(store, results), job.run_id, job.jobs, job.width, None, RunAssets.from_json(job.assets)
         )
         asyncio.run(_play_until_stopped(play, stop))
     except asyncio.CancelledError:
         status = "interrupted"
-    except runner.BudgetStop as exc:
+    except errors.BudgetStop as exc:
         status, message = "budget", str(exc)
-    except runner.RunFailed as exc:
+    except errors.RunFailed as exc:
         status, message = "failed", str(exc)
     except Exception as exc:  # a worker must always report back
         status, message = "failed", f"{type(exc).__name__}: {exc}"
@@ -213,7 +215,7 @@ async def play_in_processes(
 ) -> None:
     """Play `jobs` in worker processes and write what they finish; raise like the local
     executor does."""
-    from normlab import runner
+    from normlab.executors import errors, local
 
     if not jobs:
         return
@@ -231,7 +233,7 @@ async def play_in_processes(
     results, stop, processes = _start(_uses_llm(scenario), count, jobs, common)
     outcomes: list[tuple[str, str | None]] = []
     write_error: Exception | None = None
-    failures = runner.FailureCount(scenario.max_failed_episodes)  # across workers
+    failures = errors.FailureCount(scenario.max_failed_episodes)  # across workers
     stop_reason: str | None = None
     # a thread takes the workers' messages off the pipe (unpickling them) while this one
     # writes: the parent writes every episode, so it is what bounds a run on many cores
@@ -268,7 +270,7 @@ async def play_in_processes(
                 if result.status == "failed" and stop_reason is None:
                     try:
                         failures.add(result.error or "an episode failed")
-                    except runner.RunFailed as exc:
+                    except errors.RunFailed as exc:
                         stop_reason = str(exc)
                         stop.set()
             if episodes and write_error is None:
@@ -293,15 +295,15 @@ async def play_in_processes(
         for process in processes:
             process.join(timeout=30)
     if write_error is not None:
-        raise runner.RunFailed(f"could not store finished episodes: {runner._one_line(write_error)}")
+        raise errors.RunFailed(f"could not store finished episodes: {errors.one_line(write_error)}")
     if stop_reason is not None:
-        raise runner.RunFailed(stop_reason)
+        raise errors.RunFailed(stop_reason)
     statuses = {status for status, _ in outcomes}
     messages = "; ".join(dict.fromkeys(message for _, message in outcomes if message))
     if "failed" in statuses:
-        raise runner.RunFailed(messages)
+        raise errors.RunFailed(messages)
     if "budget" in statuses:
-        raise runner.BudgetStop(messages)
+        raise errors.BudgetStop(messages)
     if "interrupted" in statuses:
         raise KeyboardInterrupt
 
