@@ -80,6 +80,10 @@ def run(
             scenario, Overrides(episodes, seed, cache.value if cache else None, model, api_base, budget_tokens, budget_usd)
         )
         _check_keys(scenario)
+        if (executor.value if executor else scenario.executor) == "processes":
+            from normlab.executors.processes import prestart
+
+            prestart(scenario)  # the workers' fork server imports while the run is set up
         db = open_store(store, scenario.store)
         run_id = runs.create_run(db, scenario)
     if not quiet:

@@ -518,7 +518,9 @@ class LocalLLMProvider(litellm.CustomLLM):
         message: dict[str, Any] = {"role": "assistant", "content": result.content}
         if result.tool_calls:
             message["tool_calls"] = result.tool_calls
-        return litellm.ModelResponse(
+        from normlab.models.providers import free
+
+        return free(litellm.ModelResponse(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
             model=f"local/{model}",
@@ -529,7 +531,7 @@ class LocalLLMProvider(litellm.CustomLLM):
                 completion_tokens=result.completion_tokens,
                 total_tokens=result.prompt_tokens + result.completion_tokens,
             ),
-        )
+        ))
 
     @classmethod
     def _run(cls, model: str, call: Callable[[], litellm.ModelResponse]) -> litellm.ModelResponse:

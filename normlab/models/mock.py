@@ -28,6 +28,8 @@ from collections.abc import Callable
 from typing import Any
 
 import litellm
+
+from normlab.models.providers import free
 from litellm import CustomLLM
 
 _BEHAVIOURS: dict[str, dict[str, Any] | Callable[..., Any]] = {}
@@ -141,7 +143,8 @@ def _response(result: Any, messages: list[dict[str, Any]]) -> litellm.ModelRespo
         message["tool_calls"] = tool_calls
     prompt_tokens = sum(len(str(m.get("content") or "").split()) for m in messages)
     completion_tokens = len(str(content or "").split()) + 5 * len(tool_calls)
-    return litellm.ModelResponse(
+    response = litellm.ModelResponse(
         choices=[{"message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
         usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
     )
+    return free(response)

@@ -167,3 +167,18 @@ def test_secrets_are_scrubbed_from_errors(monkeypatch):
         complete(client("fn", rows))
     assert "sk-secret-123456" not in str(info.value)
     assert "sk-secret-123456" not in str(rows)
+
+
+def test_own_providers_skip_litellms_price_lookup(monkeypatch):
+    """mock/ and local/ replies say they cost nothing, so LiteLLM never looks for a price it
+    does not have (its cost lookup was about half of the CPU time of a mock call)."""
+    import litellm
+
+    looked_up: list = []
+    real = litellm.response_cost_calculator
+    monkeypatch.setattr(litellm, "response_cost_calculator", lambda *a, **k: looked_up.append(1) or real(*a, **k))
+    mock.register("free", {"reply": '{"action": 0}'})
+    rows: list = []
+    reply = complete(client("free", rows))
+    assert reply.cost_usd == 0.0 and rows[0]["cost_usd"] == 0.0
+    assert looked_up == []
