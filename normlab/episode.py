@@ -22,7 +22,7 @@ from normlab.agents.base import as_decision
 from normlab.assets import RunAssets, resolve_assets
 from normlab.envs.base import INVALID_ACTION
 from normlab.requests import INVALID
-from normlab.results import EpisodeResult, dumps_json
+from normlab.results import EpisodeResult, json_bytes
 from normlab.scenario import Scenario
 from normlab.seeding import derive_seed
 from normlab.store import utcnow
@@ -72,6 +72,10 @@ class EpisodeLog:
         self.model_calls.extend({**row, "t": t, "agent": agent} for row in rows)
 
 
+#: JSON of a step's values (called three times a step: bound once, no wrapper call)
+_json = json_bytes
+
+
 class _Recorder:
     """Collects step rows, returns and event counts of one episode."""
 
@@ -83,19 +87,17 @@ class _Recorder:
         self.events_by_agent: dict[str, Counter[str]] = {}
 
     def add(self, row: Outcome) -> None:
-        t, agent, obs, action, reward, term, trunc, info = (
-            row.t, row.agent, row.observation, row.action, row.reward, row.terminated, row.truncated, row.info
-        )
+        agent, reward, info = row.agent, row.reward, row.info
         self.rows.append(
             {
-                "t": t,
+                "t": row.t,
                 "agent": agent,
-                "observation": dumps_json(obs),
-                "action": dumps_json(action),
+                "observation": _json(row.observation).decode(),
+                "action": _json(row.action).decode(),
                 "reward": reward,
-                "terminated": bool(term),
-                "truncated": bool(trunc),
-                "info": dumps_json(info or {}),
+                "terminated": bool(row.terminated),
+                "truncated": bool(row.truncated),
+                "info": _json(info or {}).decode(),
                 "phase": row.phase,
             }
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,10 @@ def _fallback(value: Any) -> Any:
 def dumps_json(value: Any) -> str:
     """JSON text of a value that may hold NumPy arrays and scalars (fast: on the step path)."""
     return orjson.dumps(value, default=_fallback, option=_JSON_OPTIONS).decode()
+
+
+#: `dumps_json` as bytes, for the step path (one Python call less per value).
+json_bytes = partial(orjson.dumps, default=_fallback, option=_JSON_OPTIONS)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from normlab.requests import Request, Tools, request_for_space
 DEFAULT_PHASE = "act"
 
 
-@dataclass
+@dataclass(slots=True)
 class Turn:
     """An agent asked to act: what it sees now."""
 
@@ -43,7 +43,7 @@ def _phase(info: Any) -> str:
     return str(phase) if phase else DEFAULT_PHASE
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """One step row: the turn, the action, and what the action led to."""
 
