@@ -42,6 +42,13 @@ def register_builtins() -> None:
         kwargs={"noise": 0.05},
     )
     register(
+        "normlab/IteratedPrisonersDilemma-talk-v0",
+        IPD_ENTRY,
+        "parallel",
+        "The iterated Prisoner's Dilemma with cheap talk: each round both players send one message, then move.",
+        kwargs={"talk": True},
+    )
+    register(
         "normlab/SupervisedShortcut-v0",
         "normlab.envs.conflicts.supervised_shortcut:SupervisedShortcutEnv",
         "gymnasium",

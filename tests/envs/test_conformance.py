@@ -10,6 +10,7 @@ from collections import Counter
 from typing import Any
 
 import gymnasium
+import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
@@ -30,6 +31,27 @@ def _events(info: Any) -> list[dict[str, Any]]:
     return found
 
 
+def sampler(env: Any, seed: int) -> Any:
+    """Legal random actions: drawn from the turn's request where the env makes its own
+    requests (its static space is then an envelope wider than a turn's legal actions), else
+    from the action space, seeded."""
+    target = env.unwrapped
+    if type(target).action_request is EnvBase.action_request:
+        if envs.api_of(env) == "gymnasium":
+            return lambda agent: env.action_space.sample()
+        return lambda agent: env.action_space(agent).sample()
+    rng = np.random.default_rng(seed)
+    single = envs.api_of(env) == "gymnasium"
+
+    def sample(agent: str) -> Any:
+        request = target.action_request(agent)
+        if request is not None:
+            return request.sample(rng)
+        return env.action_space.sample() if single else env.action_space(agent).sample()
+
+    return sample
+
+
 def play(env_id: str, seed: int, invalid: bool = False) -> tuple[Any, list[dict[str, Any]]]:
     """One episode of seeded random actions (the first acting agent answers None at the first
     step when `invalid`); the env and step rows of (t, agent, reward, terminated, truncated, info)."""
@@ -41,12 +63,13 @@ def play(env_id: str, seed: int, invalid: bool = False) -> tuple[Any, list[dict[
         _events(info)
         rows.append({"t": t, "agent": agent, "reward": reward, "terminated": term, "truncated": trunc, "info": info})
 
+    sample = sampler(env, seed)
     if api == "gymnasium":
         env.action_space.seed(seed)
         _, info = env.reset(seed=seed)
         _events(info)
         for t in range(1, MAX_STEPS + 1):
-            action = None if invalid and t == 1 else env.action_space.sample()
+            action = None if invalid and t == 1 else sample(envs.SINGLE_AGENT_ID)
             _, reward, term, trunc, info = env.step(action)
             row(t, envs.SINGLE_AGENT_ID, reward, term, trunc, info)
             if term or trunc:
@@ -62,7 +85,7 @@ def play(env_id: str, seed: int, invalid: bool = False) -> tuple[Any, list[dict[
         for t in range(1, MAX_STEPS + 1):
             if not env.agents:
                 break
-            actions = {a: env.action_space(a).sample() for a in env.agents}
+            actions = {a: sample(a) for a in env.agents}
             if invalid and t == 1:
                 actions[env.agents[0]] = None
             _, rewards, terms, truncs, infos = env.step(actions)
@@ -146,7 +169,9 @@ def test_invalid_action_gets_the_declared_fallback(env_id):
     _, infos = env.reset(seed=5)  # replay the first step of `play` exactly
     for a in env.possible_agents:
         env.action_space(a).seed(5)
-    actions = {a: env.action_space(a).sample() for a in env.agents}
+    sample = sampler(env, 5)
+    actions = {a: sample(a) for a in env.agents}
+    fallback = envs.fallback_action(env, agent)  # the first turn's (it may depend on the phase)
     actions[agent] = None
     _, rewards, _, _, infos = env.step(actions)
     again.reset(seed=5)
