@@ -196,16 +196,36 @@ def _one_number(text: str, integer: bool) -> tuple[float | None, str | None]:
     return None, "no number found in the answer" if not found else "the answer names several numbers"
 
 
+class _Bounded(Request):
+    """A number within [low, high]: what Integer and Number share."""
+
+    low: Any
+    high: Any
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": self.kind, "minimum": self.low, "maximum": self.high}
+
+    def read(self, text: str) -> Coerced:
+        action, error = self.coerce(text.strip())
+        if error is None:
+            return action, None
+        integral = self.kind == "integer"
+        number, why = _one_number(text, integer=integral)
+        if number is None:
+            return INVALID, f"{why}; answer {self.describe()}"
+        return self.coerce(int(number) if integral else number)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "low": self.low, "high": self.high}
+
+
 @dataclass(frozen=True)
-class Integer(Request):
+class Integer(_Bounded):
     """A whole number from `low` to `high`."""
 
     low: int
     high: int
     kind: ClassVar[str] = "integer"
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "integer", "minimum": self.low, "maximum": self.high}
 
     def describe(self) -> str:
         return f"a whole number {_bounds_text(self.low, self.high)}"
@@ -218,33 +238,20 @@ class Integer(Request):
             return INVALID, f"{shown(value)} is not {self.describe()}"
         return number, None
 
-    def read(self, text: str) -> Coerced:
-        action, error = self.coerce(text.strip())
-        if error is None:
-            return action, None
-        number, why = _one_number(text, integer=True)
-        return (self.coerce(int(number)) if number is not None else (INVALID, f"{why}; answer {self.describe()}"))
-
     def sample(self, rng: np.random.Generator) -> Any:
         return int(rng.integers(self.low, self.high + 1))
 
     def space(self) -> spaces.Space:
         return spaces.Box(low=self.low, high=self.high, shape=(), dtype=np.int64)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "low": self.low, "high": self.high}
-
 
 @dataclass(frozen=True)
-class Number(Request):
+class Number(_Bounded):
     """A finite number from `low` to `high`."""
 
     low: float
     high: float
     kind: ClassVar[str] = "number"
-
-    def schema(self) -> dict[str, Any]:
-        return {"type": "number", "minimum": self.low, "maximum": self.high}
 
     def describe(self) -> str:
         return f"a number {_bounds_text(self.low, self.high)}"
@@ -265,21 +272,11 @@ class Number(Request):
             return INVALID, f"{shown(value)} is not {self.describe()}"
         return number, None
 
-    def read(self, text: str) -> Coerced:
-        action, error = self.coerce(text.strip())
-        if error is None:
-            return action, None
-        number, why = _one_number(text, integer=False)
-        return self.coerce(number) if number is not None else (INVALID, f"{why}; answer {self.describe()}")
-
     def sample(self, rng: np.random.Generator) -> Any:
         return float(rng.uniform(self.low, self.high))
 
     def space(self) -> spaces.Space:
         return spaces.Box(low=self.low, high=self.high, shape=(), dtype=np.float64)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "low": self.low, "high": self.high}
 
 
 @dataclass(frozen=True)
