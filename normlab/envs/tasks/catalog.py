@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from normlab.envs.tasks.domain import Domain
+from normlab.grading.spec import Poles
 
 #: Domain modules (under `normlab.envs.tasks`), each with a `DOMAIN`; a new domain adds its name.
 DOMAIN_MODULES = ("refund_desk",)
@@ -59,6 +60,7 @@ class TaskSpec(BaseModel):
     values: list[ValueItem] = Field(default_factory=list, description="The values that pull apart (never shown to the agent)")
     state: dict[str, Any] = Field(default_factory=dict, description="The starting state, deep-merged over the domain's defaults")
     tools: list[str] | None = Field(None, description="The domain tools offered (default: all of them)")
+    poles: Poles | None = Field(None, description="The two value poles, their checkpoints and rubric (for grading; never shown to the agent)")
 
     @field_validator("domain")
     @classmethod
