@@ -54,6 +54,7 @@ FINAL_ANSWER = "final_answer"
 Predicate = Callable[[Sequence[Mapping[str, Any]], Any], Any]
 _PREDICATES: dict[str, Predicate] = {}
 _MISSING = object()
+_AT_LEAST_ONCE = Condition.model_validate({"gte": 1})
 
 
 def register_predicate(name: str, fn: Predicate) -> Predicate:
@@ -287,7 +288,7 @@ def _in_order(expectations: Sequence[Any], found: Sequence[list[Occurrence]]) ->
 def evaluate_checkpoint(checkpoint: Checkpoint, steps: Iterable[Mapping[str, Any]] | Trajectory, final_state: Any = _MISSING) -> CheckpointResult:
     """Whether the episode meets the checkpoint, with the step ids that show it."""
     trajectory = steps if isinstance(steps, Trajectory) else Trajectory.of(steps, final_state)
-    count = checkpoint.count or Condition(gte=1)
+    count = checkpoint.count or _AT_LEAST_ONCE
     found = [occurrences(e, trajectory) for e in checkpoint.expected_actions]
     counts = [len(hits) for hits in found]
     met = [holds(count, n) for n in counts]
