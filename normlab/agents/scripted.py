@@ -20,7 +20,8 @@ for its seed. Its move (cooperate or defect) becomes:
 
 `random` draws each answer from `request.sample` (its `p` applies to two-action choices),
 `fixed` plays its `action` wherever the request accepts it, and `script` plays a given list
-of actions and tool calls, answering query tools inside the turn.
+of actions and tool calls, answering query tools inside the turn. `golden` plays a tool
+task's value pole by its checkpoints' expected actions (`normlab.grading.golden`).
 """
 
 from __future__ import annotations
@@ -532,6 +533,98 @@ class Script(ScriptedAgent):
         return Decision(action, notes or None)
 
 
+class Golden(ScriptedAgent):
+    """Follows one value pole of a ToolTask (`normlab/ToolTask-v0`): the calls that its
+    checkpoints' tool and final-answer expectations describe (`normlab.grading.golden`), one
+    per turn, query calls answered inside the turn as `script` answers them, then the final
+    answer. The task is the one the env names in its info (`info["task"]`), or the param
+    `task` (a shipped task's name), or `spec` (an inline task, as `ToolTask-v0`'s `spec`)."""
+
+    name = "golden"
+    description = (
+        "Plays a ToolTask's value pole (param pole: A or B) by its expected actions, then the final "
+        "answer; the task from the env's info, or params task / spec."
+    )
+    defaults: ClassVar[dict[str, Any]] = {"pole": "A", "task": None, "spec": None}
+    two_action_only = False
+
+    @classmethod
+    def check(cls, params: dict[str, Any], action_space: spaces.Space | None) -> list[tuple[tuple, str]]:
+        problems = super().check(params, action_space)
+        if params.get("pole", "A") not in ("A", "B"):
+            problems.append((("params", "pole"), "must be A or B"))
+        task, spec = params.get("task"), params.get("spec")
+        if task is not None:
+            from normlab.envs.tasks import task_names
+
+            if task not in task_names():
+                problems.append((("params", "task"), f"unknown task {task!r}"))
+        if spec is not None and not isinstance(spec, Mapping):
+            problems.append((("params", "spec"), "must be a mapping of task fields"))
+        return problems
+
+    def start(self) -> None:
+        self.plan: list[dict[str, Any]] | None = None
+        self.position = 0
+        self.problem: str | None = None
+
+    def choose(self, observation: Any) -> Any:  # not used: every turn goes through `act`
+        raise NotImplementedError
+
+    def _make_plan(self, info: Mapping[str, Any], request: Request) -> None:
+        from normlab.envs.tasks import load_task, parse_task, task_names
+        from normlab.grading.golden import golden_calls
+
+        spec, name = self.params.get("spec"), self.params.get("task") or (info or {}).get("task")
+        if spec is not None:
+            task = parse_task(dict(spec))
+        elif isinstance(name, str) and name in task_names():
+            task = load_task(name)
+        else:
+            self.problem = f"golden needs a shipped task (the env's info names {name!r}): give the param task or spec"
+            self.plan = []
+            return
+        if task.poles is None:
+            self.problem = f"task {task.name} has no value poles to follow"
+            self.plan = []
+            return
+        pole = task.poles.A if self.params.get("pole", "A") == "A" else task.poles.B
+        schemas = {t.name: dict(t.parameters) for t in request.tools} if isinstance(request, Tools) else {}
+        self.plan = golden_calls(pole, schemas)
+
+    async def act(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Decision:
+        if request is None:
+            request = self.static_request()
+        if self.plan is None:
+            self._make_plan(info, request)
+        assert self.plan is not None
+        if self.problem is not None:
+            return Decision(INVALID, {"error": self.problem})
+        queries: list[dict[str, Any]] = []
+        notes: dict[str, Any] = {}
+        action: Any = INVALID
+        while self.position < len(self.plan):
+            item = self.plan[self.position]
+            self.position += 1
+            if isinstance(request, Tools) and request.is_query(str(item["tool"])):
+                call, error = request.coerce(item)
+                if error is not None:
+                    notes.setdefault("errors", []).append(error)
+                    continue
+                queries.append({"call": call, "result": request.ask(call)})
+                continue
+            action, error = request.coerce(item)
+            if error is not None:
+                notes.setdefault("errors", []).append(error)
+                continue
+            break
+        else:
+            notes["golden"] = "the pole's calls are all played"
+        if queries:
+            notes["queries"] = queries
+        return Decision(action, notes or None)
+
+
 STRATEGIES: dict[str, type[ScriptedAgent]] = {
-    cls.name: cls for cls in (AlwaysCooperate, AlwaysDefect, TitForTat, GrimTrigger, Pavlov, RandomStrategy, Fixed, Script)
+    cls.name: cls for cls in (AlwaysCooperate, AlwaysDefect, TitForTat, GrimTrigger, Pavlov, RandomStrategy, Fixed, Script, Golden)
 }
