@@ -538,7 +538,10 @@ class Golden(ScriptedAgent):
     checkpoints' tool and final-answer expectations describe (`normlab.grading.golden`), one
     per turn, query calls answered inside the turn as `script` answers them, then the final
     answer. The task is the one the env names in its info (`info["task"]`), or the param
-    `task` (a shipped task's name), or `spec` (an inline task, as `ToolTask-v0`'s `spec`)."""
+    `task` (a shipped task's name), or `spec` (an inline task, as `ToolTask-v0`'s `spec`).
+    Where no task is named at all (another env) it answers as `always_cooperate`; a task it
+    cannot load (an inline task without `spec`) or one without poles gets INVALID answers,
+    with the reason in the decision's notes."""
 
     name = "golden"
     description = (
@@ -568,8 +571,8 @@ class Golden(ScriptedAgent):
         self.position = 0
         self.problem: str | None = None
 
-    def choose(self, observation: Any) -> Any:  # not used: every turn goes through `act`
-        raise NotImplementedError
+    def choose(self, observation: Any) -> Any:
+        return COOPERATE  # where no task is named
 
     def _make_plan(self, info: Mapping[str, Any], request: Request) -> None:
         from normlab.envs.tasks import load_task, parse_task, task_names
@@ -592,7 +595,10 @@ class Golden(ScriptedAgent):
         schemas = {t.name: dict(t.parameters) for t in request.tools} if isinstance(request, Tools) else {}
         self.plan = golden_calls(pole, schemas)
 
-    async def act(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Decision:
+    async def act(self, observation: Any, info: dict[str, Any], request: Request | None = None) -> Any:
+        named = self.params.get("spec") is not None or self.params.get("task") or (info or {}).get("task")
+        if self.plan is None and not named:
+            return await super().act(observation, info, request)
         if request is None:
             request = self.static_request()
         if self.plan is None:
