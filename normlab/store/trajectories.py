@@ -820,6 +820,32 @@ class Store:
             )
             return [dict(r._mapping) for r in rows]
 
+    def write_grades(self, rows: list[dict[str, Any]]) -> int:
+        """Add `grade` rows (episode_id, grader, item, score, rationale, evidence,
+        grader_version, judge_model); returns how many."""
+        if not rows:
+            return 0
+        with self.engine.begin() as conn:
+            conn.execute(insert(_GRADE), [{"created_at": utcnow(), **r} for r in rows])
+        return len(rows)
+
+    def grades(self, run_id: str, grader: str | None = None, grader_version: str | None = None) -> list[dict[str, Any]]:
+        """The `grade` rows of a run's episodes (of one grader and version, where given), with
+        the episode's index, in episode then row order."""
+        stmt = (
+            self._select(_GRADE)
+            .add_columns(_EPISODE.c.index.label("episode"))
+            .join(_EPISODE, _EPISODE.c.id == _GRADE.c.episode_id)
+            .where(_EPISODE.c.run_id == run_id)
+            .order_by(_EPISODE.c.index, _GRADE.c.id)
+        )
+        if grader is not None:
+            stmt = stmt.where(_GRADE.c.grader == grader)
+        if grader_version is not None:
+            stmt = stmt.where(_GRADE.c.grader_version == grader_version)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
     def iter_steps(self, run_id: str) -> Iterator[dict[str, Any]]:
         """Every step of a run with its episode index, episode by episode, t by t."""
         stmt = (
