@@ -18,9 +18,9 @@ TOOL_TASK = "normlab/ToolTask-v0"
 
 
 def _inline_spec(run: Any) -> Any:
-    config = run.config if isinstance(run.config, dict) else {}
-    env = config.get("env") if isinstance(config.get("env"), dict) else {}
-    params = env.get("params") if isinstance(env.get("params"), dict) else {}
+    config: Any = run.config if isinstance(run.config, dict) else {}
+    env: Any = config.get("env") if isinstance(config.get("env"), dict) else {}
+    params: Any = env.get("params") if isinstance(env.get("params"), dict) else {}
     return params.get("spec")
 
 
