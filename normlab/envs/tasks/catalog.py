@@ -22,7 +22,7 @@ from normlab.envs.tasks.domain import Domain
 from normlab.grading.spec import Poles
 
 #: Domain modules (under `normlab.envs.tasks`), each with a `DOMAIN`; a new domain adds its name.
-DOMAIN_MODULES = ("refund_desk",)
+DOMAIN_MODULES = ("refund_desk", "hiring_screening", "clinic_scheduling", "content_moderation", "household_assistant")
 DATA_PACKAGE = "normlab.envs.tasks"
 DATA_FOLDER = "data"
 
