@@ -82,8 +82,8 @@ def test_grade_errors_are_one_line(played, store_url):
     _, run_id = played
     unknown = cli("grade", "nope", "--store", store_url)
     assert unknown.exit_code == 2 and "no run 'nope'" in unknown.output
-    judge = cli("grade", run_id, "--judge", "mock/x", "--store", store_url)
-    assert judge.exit_code == 2 and "not built yet" in judge.output
+    judge = cli("grade", run_id, "--judge", "", "--store", store_url)
+    assert judge.exit_code == 2 and "--judge needs a model string" in judge.output
 
 
 def test_a_run_without_poles_has_nothing_to_grade(store_url):
