@@ -8,7 +8,7 @@ Each group of commands lives in its own module; importing them registers them on
 
 from __future__ import annotations
 
-from normlab.cli import grade, inspect, models, run, runs, store, tasks  # noqa: F401  (registers the commands)
+from normlab.cli import grade, inspect, models, report, run, runs, store, tasks  # noqa: F401  (registers the commands)
 from normlab.cli.common import app
 
 
