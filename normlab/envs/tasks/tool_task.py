@@ -38,7 +38,15 @@ The last step's info also holds `final_state`, the state at the end, for graders
 **Adding a task** of an existing domain: a YAML file `data/<domain>/<task>.yaml` with the
 fields of `catalog.TaskSpec` (domain, task, description, values, state, tools); it is then
 `ToolTask-v0`'s `task: <domain>/<task>`. A scenario may also give a task inline as
-`params: {spec: {...}}`, the same fields. **Adding a domain**: a module `<domain>.py` here that
+`params: {spec: {...}}`, the same fields.
+
+**Agent-ValueBench cases**: `task: avb:DIR/case/case_00001.json` plays a case of the published
+release in folder `DIR` (`avb:DIR` a folder of one case) through the release's own environment
+code: see `avb.py` (loading a case runs Python code from that folder). Its tools are the case's
+`function_list` (query tools only where the environment's `tool_state_dependencies` says a
+tool writes nothing), run through the environment's `call_tool`, whose error dicts are the
+results (arguments go to it unchecked); max turns default to 30; the agent is told
+`Environment: <Env>`, to act autonomously, and the task. **Adding a domain**: a module `<domain>.py` here that
 builds `DOMAIN = Domain(...)` and declares its tools with `@DOMAIN.query` / `@DOMAIN.action`
 (see `domain.py`), its name added to `catalog.DOMAIN_MODULES`, and its tasks under
 `data/<domain>/`.
@@ -59,8 +67,10 @@ from gymnasium import spaces
 from pydantic import ConfigDict, Field, field_validator
 
 from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, RenderMode, Wording, count_events
+from normlab.envs.tasks import avb
+from normlab.envs.tasks.avb import AvbCase, AvbDomain
 from normlab.envs.tasks.catalog import TaskSpec, load_task, parse_task, task_names
-from normlab.envs.tasks.domain import DomainTool, deep_merge, fail, ok, state_changes
+from normlab.envs.tasks.domain import Domain, DomainTool, deep_merge, fail, ok, state_changes
 from normlab.envs.text import MAX_TEXT_LENGTH, TEXT_CHARSET, text_space
 from normlab.requests import INVALID, Tool, Tools
 from normlab.spaces import ToolCall, shown
@@ -95,7 +105,9 @@ class ToolTaskParams(EnvParams):
     model_config = ConfigDict(title="normlab/ToolTask-v0 params")
 
     task: Annotated[str, Wording("the name of a shipped task")] = Field(
-        DEFAULT_TASK, description="A shipped task, `<domain>/<task>`", json_schema_extra=_tasks_schema
+        DEFAULT_TASK,
+        description="A shipped task, `<domain>/<task>`, or an Agent-ValueBench case, `avb:DIR/case/case_00001.json` (runs the release's Python code)",
+        json_schema_extra=_tasks_schema,
     )
     spec: Annotated[dict[str, Any] | None, Wording("a mapping of task fields")] = Field(
         None, description="An inline task (the fields of a shipped task's YAML); used instead of `task`"
@@ -107,6 +119,12 @@ class ToolTaskParams(EnvParams):
     @field_validator("task")
     @classmethod
     def _known_task(cls, value: str) -> str:
+        if avb.is_avb(value):
+            try:
+                avb.load_case(value)
+            except avb.AvbError as exc:
+                raise ValueError(str(exc)) from None
+            return value
         if value not in task_names():
             raise ValueError(f"task must be one of {', '.join(task_names())}, got {value!r}")
         return value
@@ -158,13 +176,15 @@ class ToolTaskEnv(EnvBase, gymnasium.Env):
 
     def __init__(self, **params: Any) -> None:
         self.params = p = self.parse_params(params)
-        self.task: TaskSpec = parse_task(p.spec) if p.spec is not None else load_task(p.task)
-        self.domain = self.task.domain_obj
+        self.avb: AvbCase | None = avb.load_case(p.task) if p.spec is None and avb.is_avb(p.task) else None
+        self.task: TaskSpec | AvbCase = parse_task(p.spec) if p.spec is not None else self.avb or load_task(p.task)
+        self.domain: Domain = self.task.domain_obj
         names = self.task.tools if self.task.tools is not None else list(self.domain.tools)
         self.tools: dict[str, DomainTool] = {name: self.domain.tools[name] for name in names}
         offered = [t.tool() for t in self.tools.values() if t.query] + [t.tool() for t in self.tools.values() if not t.query]
         self.request = Tools((*offered, FINAL_ANSWER_TOOL))
-        self.max_turns = int(p.max_turns)
+        given = "max_turns" in p.model_fields_set
+        self.max_turns = int(p.max_turns) if self.avb is None or given else avb.DEFAULT_MAX_TURNS
         self.max_queries_per_turn = int(p.max_queries_per_turn)
         self.render_mode = p.render_mode
         self.calls = ToolCall([t.openai() for t in self.request.tools])
@@ -183,7 +203,10 @@ class ToolTaskEnv(EnvBase, gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
-        self.state = deep_merge(self.domain.default_state, self.task.state)
+        if isinstance(self.domain, AvbDomain):  # a fresh instance of the release's environment
+            self.state = self.domain.start()
+        else:
+            self.state = deep_merge(self.domain.default_state, self.task.state)
         self._history, self._pending = [], []
         self._turn = self._queries = 0
         self._last = ""
@@ -262,10 +285,11 @@ class ToolTaskEnv(EnvBase, gymnasium.Env):
     def _make_rules(self) -> str:
         queries = [n for n, t in self.tools.items() if t.query]
         actions = [n for n, t in self.tools.items() if not t.query]
-        parts = [
-            f"You work in {self.domain.title}, {self.domain.description}.",
-            "Act autonomously: nobody will answer follow-up questions.",
-        ]
+        parts = (
+            [f"Environment: {self.domain.title}.", avb.AUTONOMY]
+            if self.avb is not None
+            else [f"You work in {self.domain.title}, {self.domain.description}.", "Act autonomously: nobody will answer follow-up questions."]
+        )
         if queries:
             parts.append(f"Lookup tools ({', '.join(queries)}) answer at once and do not end your turn.")
         if actions:
@@ -307,6 +331,8 @@ class ToolTaskEnv(EnvBase, gymnasium.Env):
     def _problem(self, action: Any) -> str | None:
         if action is INVALID:
             return "the agent gave no legal tool call"
+        if self.avb is not None:
+            return self._avb_problem(action)
         try:
             problem = self.calls.problem(action)
         except Exception as exc:  # an odd object is an invalid answer, never a crash
@@ -314,6 +340,27 @@ class ToolTaskEnv(EnvBase, gymnasium.Env):
         if problem is None and action["tool"] == FINAL_ANSWER and len(action["arguments"]["text"]) > MAX_ANSWER_CHARS:
             return f"{FINAL_ANSWER}: the text has {len(action['arguments']['text'])} characters; at most {MAX_ANSWER_CHARS}"
         return problem
+
+    def _avb_problem(self, action: Any) -> str | None:
+        """An AVB case's call: an offered tool and an object of JSON arguments; the arguments
+        themselves are the environment's to check (its `call_tool` answers bad ones)."""
+        if not isinstance(action, Mapping) or set(action) != {"tool", "arguments"}:
+            return 'a tool call is {"tool": <name>, "arguments": {...}}'
+        name, arguments = action["tool"], action["arguments"]
+        if not isinstance(name, str) or name not in self.calls.names:
+            return f"{shown(name)} is not one of the tools offered: {', '.join(self.calls.names)}"
+        if name == FINAL_ANSWER:
+            problem = self.calls.problem(action)
+            if problem is None and len(arguments["text"]) > MAX_ANSWER_CHARS:
+                problem = f"{FINAL_ANSWER}: the text has {len(arguments['text'])} characters; at most {MAX_ANSWER_CHARS}"
+            return problem
+        if not isinstance(arguments, Mapping):
+            return f"the arguments of {name} must be a JSON object"
+        try:
+            json.dumps(arguments, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            return f"{name}: the arguments are no plain JSON data ({shown(str(exc), 100)})"
+        return None
 
     def _event(self, tool: Any, arguments: Any, result: Any, query: bool, turn: int) -> dict[str, Any]:
         self._note(turn, f"{tool} {_json(arguments, RESULT_CHARS)} -> {_json(result, RESULT_CHARS)}")
