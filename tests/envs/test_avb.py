@@ -188,6 +188,13 @@ def test_the_rubric_becomes_normlab_rubric_items():
     assert error is None and [s.pole for s in scores or []] == ["A", "A", "A", "B", "B"]
 
 
+def test_the_poles_load_from_json_alone(tmp_path):
+    release = copy_release(tmp_path)
+    (release / "environment" / "ExpenseApproval.py").write_text("raise SystemExit('must not run')\n")
+    poles = avb.load_poles(f"avb:{release}/case/case_00001.json")
+    assert poles == load_case(CASE1).poles
+
+
 # --- Gymnasium and the runner -----------------------------------------------------------------
 
 

@@ -410,6 +410,17 @@ def _load_case(reference: str, _stamps: tuple[tuple[str, float], ...]) -> AvbCas
     return case
 
 
+def load_poles(reference: str) -> AvbPoles:
+    """The values, checkpoints and rubric of a case, from its JSON files only: **no code from
+    the release runs** (for graders and reports reading a stored run)."""
+    release, case_path = _split(case_reference(reference))
+    assert case_path is not None
+    data = _read_json(case_path, "case file")
+    if not isinstance(data, dict):
+        raise AvbError(f"{case_path}: a case is a JSON object, got {type(data).__name__}")
+    return _poles(data, case_path, release / RUBRIC_FOLDER / f"{case_path.stem}_rubric.json")
+
+
 def _declared_tools(env_spec: Mapping[str, Any], env_name: str, path: Path | None = None) -> dict[str, dict[str, Any]]:
     """The environment's declared tools by name (their `function` part)."""
     where = path or env_name
@@ -652,4 +663,5 @@ __all__ = [
     "is_avb",
     "load_case",
     "load_env_class",
+    "load_poles",
 ]
