@@ -19,7 +19,7 @@ from normlab.scenario import Scenario, ScenarioError, load_scenario, parse_scena
 
 REPO = Path(__file__).resolve().parent.parent
 IPD = "normlab/IteratedPrisonersDilemma-v0"
-STRATEGY_LIST = "always_cooperate, always_defect, tit_for_tat, grim_trigger, pavlov, random, fixed, script"
+STRATEGY_LIST = "always_cooperate, always_defect, tit_for_tat, grim_trigger, pavlov, random, fixed, script, golden"
 
 # A valid scenario, lines 1-6; cases below append to it, so their extra lines start at line 7.
 GOOD = """\
