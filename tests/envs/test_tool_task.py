@@ -240,7 +240,8 @@ def test_params_and_inline_tasks():
         envs.make(ENV_ID, spec={**spec, "tools": ["lookup_order", "teleport"]})
     with pytest.raises(EnvParamsError, match="max_turns"):
         envs.make(ENV_ID, max_turns=0)
-    assert ToolTaskEnv.params_schema()["properties"]["task"]["enum"] == list(task_names())
+    shipped, avb_ref = ToolTaskEnv.params_schema()["properties"]["task"]["anyOf"]
+    assert shipped["enum"] == list(task_names()) and avb_ref["pattern"] == "^avb:.+"
 
 
 def test_state_helpers():

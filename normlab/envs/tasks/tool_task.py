@@ -97,8 +97,9 @@ _CHARSET = frozenset(TEXT_CHARSET)
 
 
 def _tasks_schema(schema: dict[str, Any]) -> None:
-    """Editors can offer the shipped task names."""
-    schema["enum"] = list(task_names())
+    """Editors can offer the shipped task names, and accept an Agent-ValueBench reference."""
+    schema.pop("type", None)
+    schema["anyOf"] = [{"type": "string", "enum": list(task_names())}, {"type": "string", "pattern": "^avb:.+"}]
 
 
 class ToolTaskParams(EnvParams):
