@@ -20,16 +20,6 @@ def check_config(config: Any, action_space: spaces.Space | None, base: Any = Non
     return check(config, action_space, base) if check is not None else []
 
 
-def build_agent(config: Any, context: AgentContext, assets: Any = None) -> Agent:
-    """One agent from its config (resolving the config first: runs resolve once and keep the
-    factory, see `resolve_agents`)."""
-    if assets is None and config.kind == "llm":
-        from normlab.assets import RunAssets
-
-        assets = RunAssets(None)
-    return AGENT_KINDS[config.kind].resolve(config, context.agent_id, assets).new_episode(context)
-
-
 __all__ = [
     "AGENT_KINDS",
     "STRATEGIES",
@@ -40,7 +30,6 @@ __all__ = [
     "AgentKind",
     "Decision",
     "ScriptedAgent",
-    "build_agent",
     "check_config",
     "resolve_agents",
 ]
