@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import hashlib
 import sqlite3
 import sys
 from contextlib import closing
@@ -106,3 +108,16 @@ def recording_server():
     yield start
     for server in servers:
         server.close()
+
+
+def digest(path: Path) -> str:
+    """The bytes of a store file, hashed (after `settle`, for a "changed nothing" check)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def settle(path: Path) -> None:
+    """Close the connections that in-process commands left open (the last one to close
+    checkpoints the WAL into the file) and checkpoint, so the file's bytes stay put."""
+    gc.collect()
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -3,8 +3,6 @@ foreign files, exports to bad places, partial deletes, times without a zone (iss
 
 from __future__ import annotations
 
-import gc
-import hashlib
 import json
 import os
 import signal
@@ -19,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from conftest import digest, settle
 import typer
 from rich.console import Console
 from sqlalchemy import event, text
@@ -77,18 +76,6 @@ def row(path: Path, run_id: str) -> dict:
     with closing(sqlite3.connect(path)) as conn:
         conn.row_factory = sqlite3.Row
         return dict(conn.execute("SELECT * FROM run WHERE id=?", (run_id,)).fetchone())
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def settle(path: Path) -> None:
-    """Close the connections that in-process commands left open (the last one to close
-    checkpoints the WAL into the file) and checkpoint, so the file's bytes stay put."""
-    gc.collect()
-    with closing(sqlite3.connect(path)) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def sqlite_time(value: datetime) -> str:
