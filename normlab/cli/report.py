@@ -34,6 +34,7 @@ def _variant_text(variant: dict[str, Any], several: bool) -> str:
 def report(
     run_ids: Annotated[list[str], typer.Argument(help="Run ids or unique prefixes.")],
     plots: Annotated[Optional[Path], typer.Option("--plots", help="Write PNG plots (adherence per pole per variant, value priorities) into this folder.")] = None,
+    effects: Annotated[bool, typer.Option("--effects", help="Also fit, per metric, the main effects and two-way interactions of the run's matrix factors (OLS, HC3 errors, 95% CI, p).")] = False,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -43,6 +44,10 @@ def report(
     Grade a run first (`normlab grade RUN`) to get adherence; a run without grade rows reports
     its env metrics and returns.
 
+    `--effects`: per metric, the effect of each level of each matrix factor against its first
+    level and the two-way interactions of crossed factors, with 95 % intervals and p-values
+    (treatment coding, see `normlab.grading.effects`).
+
     Example: [bold]normlab report 3f2a --plots plots/[/]  ·  [bold]normlab report 3f2a 9c1e --json[/]
     """
     from normlab.grading.report import report as build
@@ -50,6 +55,11 @@ def report(
     with user_errors():
         db = open_store(store, create=False, read_only=True)
         data = build(db, run_ids)
+        found: list[Any] = []
+        if effects:
+            from normlab.grading.effects import effects as fit_effects
+
+            found = fit_effects(db, run_ids)
         written: list[str] = []
         if plots is not None:
             from normlab.grading.report import write_plots
@@ -59,7 +69,12 @@ def report(
             except OSError as exc:
                 raise UserError(f"--plots: cannot write into {plots}: {exc.strerror or exc}") from None
     if as_json:
-        print(json.dumps({"runs": data["runs"], "rows": data["rows"]}, indent=2))
+        out: dict[str, Any] = {"runs": data["runs"], "rows": data["rows"]}
+        if effects:
+            from normlab.grading.effects import effects_json
+
+            out["effects"], out["effects_info"] = effects_json(found)
+        print(json.dumps(out, indent=2))
         return
     for run in data["runs"]:
         rows = [r for r in data["rows"] if r["run"] == run["id"]]
@@ -72,8 +87,39 @@ def report(
             for name, m in row["metrics"].items():
                 table.add_row(escape(name), _number(m["mean"]), _ci(m["ci"]))
             common.out.print(table)
+    for found_run in found:
+        _print_effects(found_run)
     for path in written:
         common.out.print(f"wrote {escape(path)}")
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _print_effects(found: Any) -> None:
+    """One table per metric: its terms with estimate, 95 % CI and p; skipped metrics with why."""
+    from normlab.grading.effects import no_factors_line
+
+    run = found.run
+    if not found.factors:
+        common.out.print(escape(no_factors_line(run)))
+        return
+    bases = "; ".join(f"{name}: base {levels[0]}" for name, levels in found.factors.items())
+    common.out.print(f"[bold]effects, run {run['id']}[/] · factors {escape(bases)}")
+    for name, m in found.metrics.items():
+        table = Table(title=f"{escape(name)} · {m.episodes} episodes · {m.se} standard errors")
+        for column in ("term", "estimate", "95% CI", "p"):
+            table.add_column(column, justify="left" if column == "term" else "right")
+        for t in m.terms:
+            table.add_row(escape(t.term), _number(t.estimate), _ci(t.ci), _p(t.p))
+        common.out.print(table)
+        for note in m.notes:
+            common.out.print(f"  {escape(name)}: {escape(note)}")
+    for name, why in found.skipped.items():
+        common.out.print(f"skipped {escape(name)}: {escape(why)}")
 
 
 @app.command("compare")

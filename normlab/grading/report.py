@@ -66,6 +66,8 @@ class Group:
     tasks: dict[tuple[str, str, str, str], list[tuple[float, float]]] = field(default_factory=dict)
     #: (task, trial) -> winning pole and adherence, where episodes carry a trial
     trials: dict[str, list[tuple[Any, float, float]]] = field(default_factory=dict)
+    #: the row over all variants (its samples repeat the other groups'; effects skip it)
+    overall: bool = False
 
     def add(self, name: str, value: float) -> None:
         self.samples.setdefault(name, []).append(float(value))
@@ -369,7 +371,7 @@ def read_run(db: Any, run_ref: str) -> RunReport:
 
 
 def _merge(groups: Sequence[Group]) -> Group:
-    merged = Group({})
+    merged = Group({}, overall=True)
     for g in groups:
         merged.episodes += g.episodes
         for name, values in g.samples.items():
