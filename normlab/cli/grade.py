@@ -1,5 +1,7 @@
-"""`normlab grade RUN`: grade a stored run's tool-task episodes by their tasks' checkpoints and
-write `grade` rows (see `normlab.grading.grade`). Reads the store; never reruns an env."""
+"""`normlab grade RUN`: grade a stored run's tool-task episodes by their tasks' checkpoints (and
+with --judge by the rubric judge) and write `grade` rows (see `normlab.grading.grade`). Reads
+the store; never reruns an env. Agent-ValueBench cases (`avb:...`) are graded by the judge
+only, their rubric read from the release's JSON files (no code of the release runs)."""
 
 from __future__ import annotations
 
@@ -26,19 +28,34 @@ def _inline_spec(run: Any) -> Any:
 
 def _task_of(name: str | None, run: Any, cache: dict[str, Any]) -> Any:
     """The task an episode played (its steps name it; an inline task comes from the run's
-    scenario), or None where it is not a tool task."""
+    scenario; an Agent-ValueBench case `avb:...` is read from its release's JSON files, no
+    code of the release runs), or None where it is not a tool task. Each task is read once."""
     from normlab.envs.tasks import load_task, parse_task, task_names
+    from normlab.envs.tasks.avb import AvbError, is_avb, load_graded
 
     if name is None:
         return None
     if name not in cache:
-        if name in task_names():
+        if is_avb(name):
+            try:
+                cache[name] = load_graded(name)
+            except AvbError as exc:  # a release moved or changed since the run: one line
+                raise UserError(f"cannot read the Agent-ValueBench case the run played: {exc}") from None
+        elif name in task_names():
             cache[name] = load_task(name)
         elif name == "inline" and _inline_spec(run) is not None:
             cache[name] = parse_task(_inline_spec(run))
         else:
             cache[name] = None
     return cache[name]
+
+
+def _judge_only(task: Any) -> bool:
+    """Whether a task's checkpoints are prose (an Agent-ValueBench case), graded by the judge
+    only."""
+    from normlab.envs.tasks.avb import AvbGraded
+
+    return isinstance(task, AvbGraded)
 
 
 @app.command("grade")
@@ -52,6 +69,9 @@ def grade(
 ) -> None:
     """Grade a run's tool-task episodes by their checkpoints (and, with --judge, by a model
     scoring the rubric items) and store `grade` rows with their provenance.
+
+    Episodes of Agent-ValueBench cases (task avb:...) have prose checkpoints: the judge
+    alone grades them, against the case's rubric read from its release folder.
 
     Idempotent: an episode already graded by this grader version (and judge model) gets no
     new rows; another version or judge adds rows beside the old ones.
@@ -71,16 +91,24 @@ def grade(
         episodes = {e.id: e for e in db.episodes(run.id) if e.status == "finished"}
         done = {g["episode_id"] for g in db.grades(run.id, GRADER, GRADER_VERSION)}
         tasks: dict[str, Any] = {}
-        graded: list[tuple[int, str, dict[str, float], bool]] = []  # (index, task, adherence, new)
+        # (index, task, checkpoint adherence or None where the judge alone grades, new)
+        graded: list[tuple[int, str, dict[str, float] | None, bool]] = []
         new_rows: list[dict[str, Any]] = []
         to_judge: list[tuple[int, Any, list[Any]]] = []
         judged: dict[int, dict[str, float | None]] = {}
+        judge_only = 0  # episodes of Agent-ValueBench cases: prose checkpoints
         for episode_id, rows in groupby(db.iter_steps(run.id), key=lambda r: r["episode_id"]):
             if episode_id not in episodes:
                 continue
             trajectory = Trajectory.of(rows)
             task = _task_of(trajectory.task(), run, tasks)
             if task is None or task.poles is None:
+                continue
+            if _judge_only(task):
+                judge_only += 1
+                if judge is not None:
+                    graded.append((episodes[episode_id].index, task.name, None, False))
+                    to_judge.append((episode_id, task, trajectory.steps))
                 continue
             result = grade_checkpoints(task.name, task.poles, trajectory)
             graded.append((episodes[episode_id].index, task.name, result.adherence, episode_id not in done))
@@ -89,13 +117,26 @@ def grade(
             if judge is not None:
                 to_judge.append((episode_id, task, trajectory.steps))
         if not graded:
+            if judge_only:
+                raise UserError(
+                    f"run {run.id} has nothing checkpoint-gradable: its {judge_only} episodes of Agent-ValueBench cases "
+                    f"have prose checkpoints, graded by the judge only (normlab grade {run.id} --judge MODEL)"
+                )
             raise UserError(f"run {run.id} has no finished episode of a tool task with value poles to grade")
         written = db.write_grades(new_rows)
         if judge is not None:
-            judged, judge_written = _judge(db, run.id, judge, api_base, to_judge)
+            judged, judge_written, judged_now = _judge(db, run.id, judge, api_base, to_judge)
             written += judge_written
-    mean = {side: sum(a[side] for _, _, a, _ in graded) / len(graded) for side in ("A", "B")}
+            index_of = {episodes[e].index for e in judged_now}
+            graded = [(i, t, a, n if a is not None else i in index_of) for i, t, a, n in graded]
+    by_checkpoints = [a for _, _, a, _ in graded if a is not None]
+    mean = {side: sum(a[side] for a in by_checkpoints) / len(by_checkpoints) for side in ("A", "B")} if by_checkpoints else None
     by_index = {episodes[e].index: j for e, j in judged.items()}
+    skipped_line = (
+        f"{judge_only} episodes of Agent-ValueBench cases skipped: their checkpoints are prose, graded by the judge "
+        f"only (normlab grade {run.id} --judge MODEL)"
+        if judge_only and judge is None else None
+    )
     if as_json:
         print(json.dumps({
             "run": run.id, "grader": GRADER, "grader_version": GRADER_VERSION, "rows_written": written,
@@ -105,6 +146,7 @@ def grade(
             ],
             "mean": mean,
             **({"judge_model": judge} if judge else {}),
+            **({"skipped": {"judge_only": judge_only, "reason": skipped_line}} if skipped_line else {}),
         }, indent=2))
         return
     table = Table(title=f"checkpoint{' and judge' if judge else ''} adherence (0-10), run {run.id}")
@@ -112,24 +154,29 @@ def grade(
     for column in columns:
         table.add_column(column, justify="left" if column in ("task", "graded") else "right")
     for index, task_name, adh, new in graded:
-        cells = [str(index), escape(task_name), f"{adh['A']:.2f}", f"{adh['B']:.2f}"]
+        cells = [str(index), escape(task_name), *((f"{adh['A']:.2f}", f"{adh['B']:.2f}") if adh is not None else ("judge only", ""))]
         if judge:
             verdict = by_index.get(index) or {}
             cells += [_shown(verdict.get("A")), _shown(verdict.get("B"))]
         table.add_row(*cells, "now" if new else "before")
-    table.add_row("mean", "", f"{mean['A']:.2f}", f"{mean['B']:.2f}", *([""] * (len(columns) - 4)))
+    table.add_row("mean", "", *((f"{mean['A']:.2f}", f"{mean['B']:.2f}") if mean else ("", "")), *([""] * (len(columns) - 4)))
     common.out.print(table)
     fresh = sum(1 for *_, n in graded if n)
     common.out.print(f"{fresh} episodes graded now, {len(graded) - fresh} before ({GRADER} {GRADER_VERSION}); {written} grade rows written")
+    if skipped_line:
+        common.out.print(escape(skipped_line))
 
 
 def _shown(value: float | None) -> str:
     return "unscorable" if value is None else f"{value:.2f}"
 
 
-def _judge(db: Any, run_id: str, model: str, api_base: str | None, episodes: list[tuple[int, Any, list[Any]]]) -> tuple[dict[int, dict[str, float | None]], int]:
+def _judge(
+    db: Any, run_id: str, model: str, api_base: str | None, episodes: list[tuple[int, Any, list[Any]]]
+) -> tuple[dict[int, dict[str, float | None]], int, set[int]]:
     """Judge each episode not yet judged by this model and judge version; its adherence per
-    pole from the stored rows either way, and how many rows were written."""
+    pole from the stored rows either way, how many rows were written and the episodes judged
+    now."""
     import asyncio
 
     from normlab.grading.judge import JUDGE_GRADER, JUDGE_VERSION, grade_rows, judge_episode, judge_response_format
@@ -169,6 +216,7 @@ def _judge(db: Any, run_id: str, model: str, api_base: str | None, episodes: lis
         if calls:  # every judge call is accounted for, also when one failed for good
             db.write_model_calls(run_id, [{**c, "agent": JUDGE_GRADER} for c in calls])
     written = db.write_grades(new_rows)
+    judged_now = {r["episode_id"] for r in new_rows}
     rows = stored + new_rows
     verdicts: dict[int, dict[str, float | None]] = {}
     for episode_id, task, _ in episodes:
@@ -182,4 +230,4 @@ def _judge(db: Any, run_id: str, model: str, api_base: str | None, episodes: lis
             )
             for side in ("A", "B")
         }
-    return verdicts, written
+    return verdicts, written, judged_now

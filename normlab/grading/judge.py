@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from normlab.grading.spec import Poles, RubricItem
+from normlab.grading.spec import RubricItem
 from normlab.results import dumps_json
 
 JUDGE_GRADER = "judge"
@@ -42,6 +42,30 @@ SYSTEM = (
 )
 
 
+class JudgedPole(Protocol):
+    """What the judge reads of a pole: a shipped task's `spec.Pole` or an Agent-ValueBench
+    case's `AvbPole`."""
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def rubric(self) -> list[RubricItem]: ...
+
+
+class JudgedPoles(Protocol):
+    """Both poles as the judge reads them (`spec.Poles` or `avb.AvbPoles`)."""
+
+    @property
+    def A(self) -> JudgedPole: ...  # noqa: N802 (the poles' names)
+
+    @property
+    def B(self) -> JudgedPole: ...  # noqa: N802
+
+
 @dataclass
 class ItemScore:
     """One rubric item's score (None: unscorable), its evidence and rationale."""
@@ -53,22 +77,43 @@ class ItemScore:
     rationale: str = ""
 
 
-def rubric_items(poles: Poles) -> list[tuple[str, RubricItem]]:
+def rubric_items(poles: JudgedPoles) -> list[tuple[str, RubricItem]]:
     """(pole, item) for every rubric item of both poles, A first."""
     return [("A", item) for item in poles.A.rubric] + [("B", item) for item in poles.B.rubric]
 
 
-def rubric_text(poles: Poles) -> str:
+def rubric_text(poles: JudgedPoles) -> str:
+    """The rubric as the judge reads it: per pole its value's name and description, then its
+    items. An Agent-ValueBench case adds its value system, its prose checkpoints (which the
+    items grade) and the release's note to the judge."""
     lines = []
+    system = getattr(poles, "value_system", None)
     for pole_key, pole in (("A", poles.A), ("B", poles.B)):
         lines.append(f"Value {pole_key}: {pole.value}. {pole.description}".strip())
+        for checkpoint in _prose_checkpoints(pole):
+            lines.append(f"- checkpoint {checkpoint.id}: {checkpoint.name}".rstrip(": "))
+            for label, text in (("why it matters", checkpoint.why_it_matters), ("expected", checkpoint.expected_actions), ("signal", checkpoint.expected_signal)):
+                if text:
+                    lines.append(f"    {label}: {text}")
         for item in pole.rubric:
             lines.append(f"- item {item.id} (weight {item.weight}): {item.question}")
             for score in ("2", "1", "0"):
                 lines.append(f"    score {score}: {item.anchors[score]}")
             if item.look_for:
                 lines.append(f"    look for: {item.look_for}")
+    if _prose_checkpoints(poles.A) or _prose_checkpoints(poles.B):
+        if isinstance(system, str) and system:
+            lines.insert(0, f"Value system: {system}.")
+        note = getattr(poles, "judge_note", "")
+        if isinstance(note, str) and note.strip():
+            lines.append(f"Note for the judge: {note.strip()}")
     return "\n".join(lines)
+
+
+def _prose_checkpoints(pole: Any) -> list[Any]:
+    """An Agent-ValueBench pole's checkpoints (prose, `expected_actions` a text); none for a
+    shipped task's pole (machine-readable checkpoints, graded without the judge)."""
+    return [c for c in getattr(pole, "checkpoints", None) or [] if isinstance(getattr(c, "expected_actions", None), str)]
 
 
 def trajectory_text(steps: list[dict[str, Any]], task_text: str | None = None) -> str:
@@ -98,7 +143,7 @@ def _cut(value: Any) -> str:
     return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + " [...]"
 
 
-def answer_schema(poles: Poles, step_ids: list[int]) -> dict[str, Any]:
+def answer_schema(poles: JudgedPoles, step_ids: list[int]) -> dict[str, Any]:
     """The judge's answer as a JSON schema (for constrained decoding where the model allows)."""
     ids = [item.id for _, item in rubric_items(poles)]
     return {
@@ -126,7 +171,7 @@ def answer_schema(poles: Poles, step_ids: list[int]) -> dict[str, Any]:
     }
 
 
-def parse_answer(text: str | None, poles: Poles, step_ids: set[int]) -> tuple[list[ItemScore] | None, str | None]:
+def parse_answer(text: str | None, poles: JudgedPoles, step_ids: set[int]) -> tuple[list[ItemScore] | None, str | None]:
     """The item scores a judge's answer gives, or (None, what is wrong with it)."""
     if not text or not text.strip():
         return None, "the answer was empty"
@@ -178,7 +223,7 @@ def _first_object_with(text: str, key: str) -> dict[str, Any] | None:
 
 async def judge_episode(
     client: Any,
-    poles: Poles,
+    poles: JudgedPoles,
     steps: list[dict[str, Any]],
     task_text: str | None = None,
     max_reasks: int = 2,
@@ -209,7 +254,7 @@ async def judge_episode(
     return unscorable, error
 
 
-def judge_response_format(model: str, poles: Poles, step_ids: list[int], api_base: str | None = None) -> dict[str, Any] | None:
+def judge_response_format(model: str, poles: JudgedPoles, step_ids: list[int], api_base: str | None = None) -> dict[str, Any] | None:
     """The answer schema in the form the judge model takes (as LLM agents send theirs)."""
     from normlab.agents.configs import LLMAgentConfig
     from normlab.agents.llm import structured_output

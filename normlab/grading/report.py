@@ -20,7 +20,10 @@ Metrics of a row (each `{"mean": x, "ci": [lo, hi]}`):
   grader version where stored, else the newest), `adherence.<value name>` of each value over
   the episodes where it is a pole, `judge.adherence.A/B` from the rubric judge's items
   weighted by the task's rubric (unscorable items left out; `judge.<model>.adherence.A` when
-  several judge models graded the run);
+  several judge models graded the run), and `judge.adherence.<value name>` of each value;
+  `judge.priority.A/B` and `judge.priority.<value>` from the judge's adherence where both
+  poles were scored (Agent-ValueBench cases, `avb:...`, are graded by the judge alone: their
+  rubric is read from the release's JSON files, once per case and run);
 - `priority.A`, `priority.B` and `priority.<value>`: the pole's share of each episode (the
   higher adherence wins, a tie is half each);
 - `bt.<value system>.<value>`: Bradley-Terry strengths per value system over the tasks (each
@@ -235,15 +238,20 @@ def _inline_spec(run: Any) -> Any:
 
 
 def _task(name: Any, run: Any, cache: dict[str, Any]) -> Any:
-    """The task of that name (a shipped task, or the run's inline one), or None."""
+    """The task of that name (a shipped task, the run's inline one, or an Agent-ValueBench
+    case `avb:...` read from its release's JSON files, no code of the release runs), or None
+    (also where a case's release cannot be read any more). Each name is read once per cache."""
     from normlab.envs.tasks import load_task, parse_task, task_names
+    from normlab.envs.tasks.avb import is_avb, load_graded
 
     if not isinstance(name, str):
         return None
     if name not in cache:
         cache[name] = None
         try:
-            if name in task_names():
+            if is_avb(name):
+                cache[name] = load_graded(name)
+            elif name in task_names():
                 cache[name] = load_task(name)
             elif name == "inline" and _inline_spec(run) is not None:
                 cache[name] = parse_task(_inline_spec(run))
@@ -355,6 +363,7 @@ def read_run(db: Any, run_ref: str) -> RunReport:
                 if not rows:
                     continue
                 prefix = "judge." if len(judge_models) == 1 else f"judge.{model}."
+                verdict: dict[str, float] = {}
                 for side in POLES:
                     value = adherence(
                         (weights[(side, r["item"])], None if r["score"] < 0 else float(r["score"]))
@@ -362,7 +371,14 @@ def read_run(db: Any, run_ref: str) -> RunReport:
                         if (side, r["item"]) in weights and (r["evidence"] or {}).get("pole") == side
                     )
                     if value is not None:
+                        verdict[side] = value
                         group.add(f"{prefix}adherence.{side}", value)
+                        group.add(f"{prefix}adherence.{getattr(poles, side).value}", value)
+                if set(verdict) == set(POLES):  # shares only where both poles could be scored
+                    shares = dict(zip(POLES, priority(verdict["A"], verdict["B"])))
+                    for side in POLES:
+                        group.add(f"{prefix}priority.{side}", shares[side])
+                        group.add(f"{prefix}priority.{getattr(poles, side).value}", shares[side])
     ordered = list(groups.values())
     if len(ordered) > 1:
         ordered.append(_merge(ordered))

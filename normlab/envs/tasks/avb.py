@@ -413,12 +413,31 @@ def _load_case(reference: str, _stamps: tuple[tuple[str, float], ...]) -> AvbCas
 def load_poles(reference: str) -> AvbPoles:
     """The values, checkpoints and rubric of a case, from its JSON files only: **no code from
     the release runs** (for graders and reports reading a stored run)."""
-    release, case_path = _split(case_reference(reference))
+    return load_graded(reference).poles
+
+
+@dataclass(frozen=True)
+class AvbGraded:
+    """What graders and reports read of a case, shaped like a shipped task where they read
+    it: `name` (the reference), `task` (the text the agent was told) and `poles`."""
+
+    name: str
+    task: str
+    poles: AvbPoles
+
+
+def load_graded(reference: str) -> AvbGraded:
+    """A case as graders read it, from its case and rubric JSON files only (each read once):
+    **no code from the release runs**. Every problem is an `AvbError` with a one-line message."""
+    reference = case_reference(reference)
+    release, case_path = _split(reference)
     assert case_path is not None
     data = _read_json(case_path, "case file")
     if not isinstance(data, dict):
         raise AvbError(f"{case_path}: a case is a JSON object, got {type(data).__name__}")
-    return _poles(data, case_path, release / RUBRIC_FOLDER / f"{case_path.stem}_rubric.json")
+    task = _field(data, "task_description", str, case_path, "")
+    poles = _poles(data, case_path, release / RUBRIC_FOLDER / f"{case_path.stem}_rubric.json")
+    return AvbGraded(reference, task, poles)
 
 
 def _declared_tools(env_spec: Mapping[str, Any], env_name: str, path: Path | None = None) -> dict[str, dict[str, Any]]:
@@ -655,6 +674,7 @@ __all__ = [
     "AvbCheckpoint",
     "AvbDomain",
     "AvbError",
+    "AvbGraded",
     "AvbPole",
     "AvbPoles",
     "avb_cases",
@@ -663,5 +683,6 @@ __all__ = [
     "is_avb",
     "load_case",
     "load_env_class",
+    "load_graded",
     "load_poles",
 ]
