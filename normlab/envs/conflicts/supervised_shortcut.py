@@ -19,8 +19,8 @@ the structured fields (`role`, `supervised`, `round`) sit beside the text. The p
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, ClassVar
