@@ -31,8 +31,14 @@ class RunAssets:
     scenario_dir: str | None
     skills: dict[str, list[Skill]] = field(default_factory=dict)
     tools: dict[str, list[ToolRef]] = field(default_factory=dict)
+    #: a matrix that varies agents: each such variant's own assets, by variant number
+    variants: dict[int, RunAssets] = field(default_factory=dict)
     _loaded_tools: dict[str, list[Any]] = field(default_factory=dict, repr=False)
-    _agent_ids: dict[str, str] | None = field(default=None, repr=False)
+    _agent_ids: dict[int, tuple[Any, dict[str, str]]] = field(default_factory=dict, repr=False)
+
+    def of_variant(self, variant: int) -> RunAssets:
+        """The assets a variant's agents use (the run's own where the matrix leaves agents alone)."""
+        return self.variants.get(variant, self)
 
     @property
     def base(self) -> Path | None:
@@ -47,6 +53,12 @@ class RunAssets:
         return self._loaded_tools[agent_id]
 
     def to_json(self) -> dict[str, Any]:
+        data = self._own_json()
+        if self.variants:
+            data["variants"] = {str(v): assets._own_json() for v, assets in self.variants.items()}
+        return data
+
+    def _own_json(self) -> dict[str, Any]:
         return {
             "scenario_dir": self.scenario_dir,
             "skills": {
@@ -62,12 +74,15 @@ class RunAssets:
             scenario_dir=data.get("scenario_dir"),
             skills={agent: [Skill(**s) for s in skills] for agent, skills in (data.get("skills") or {}).items()},
             tools={agent: [ToolRef(**t) for t in tools] for agent, tools in (data.get("tools") or {}).items()},
+            variants={int(v): cls.from_json(own) for v, own in (data.get("variants") or {}).items()},
         )
 
     def agent_ids(self, scenario: Any) -> dict[str, str]:
         """Per seat, a hash of what plays it: the agent config and the skill texts and tools
-        it was resolved with. Two seats, runs or episodes with equal ids are the same agent."""
-        if self._agent_ids is None:
+        it was resolved with. Two seats, runs or episodes with equal ids are the same agent.
+        (Computed once per scenario object: the variants of a matrix share assets.)"""
+        found = self._agent_ids.get(id(scenario))
+        if found is None or found[0] is not scenario:
             ids = {}
             for agent_id, cfg in scenario.agents.items():
                 identity = {
@@ -76,8 +91,8 @@ class RunAssets:
                     "tools": [[t.ref, t.sha256] for t in self.tools.get(agent_id, [])],
                 }
                 ids[agent_id] = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-            self._agent_ids = ids
-        return dict(self._agent_ids)
+            found = self._agent_ids[id(scenario)] = (scenario, ids)  # the scenario is kept: its id stays its own
+        return dict(found[1])
 
     def changed_tools(self) -> list[str]:
         """Tools whose module file differs from the one the run started with."""
@@ -97,7 +112,20 @@ def scenario_dir(source_path: str) -> str | None:
 
 
 def resolve_assets(scenario: Any) -> RunAssets:
-    """Read every LLM agent's skills and locate its tools, relative to the scenario's folder."""
+    """Read every LLM agent's skills and locate its tools, relative to the scenario's folder;
+    where a matrix varies agents, each variant's too (kept where they differ from the run's)."""
+    assets = _resolve(scenario)
+    if any(path.startswith("agents.") for path in scenario.matrix or {}):
+        design = scenario.design
+        own = assets._own_json()
+        for variant in range(len(design.variants)):
+            found = _resolve(design.scenario(variant))
+            if found._own_json() != own:
+                assets.variants[variant] = found
+    return assets
+
+
+def _resolve(scenario: Any) -> RunAssets:
     folder = scenario_dir(scenario.source_path)
     assets = RunAssets(scenario_dir=folder)
     base = Path(folder) if folder else None

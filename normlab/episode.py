@@ -31,22 +31,37 @@ from normlab.turns import boundary as turns_of
 
 
 def episode_seed(scenario: Scenario, index: int) -> int:
-    return derive_seed("episode", scenario.seed, index)
+    """Derived from the scenario seed and the episode's place in the design (normlab.design)."""
+    return scenario.design.seed(index)
 
 
 def carries_state(scenario: Scenario) -> bool:
     """Whether any agent learns across episodes (then episodes run in ordered chains)."""
     from normlab.harnesses import HARNESSES
 
-    return any(
-        cfg.kind == "llm" and cfg.harness_name in HARNESSES and HARNESSES[cfg.harness_name].carries_state
-        for cfg in scenario.agents.values()
-    )
+    def carries(played: Scenario) -> bool:
+        return any(
+            cfg.kind == "llm" and cfg.harness_name in HARNESSES and HARNESSES[cfg.harness_name].carries_state
+            for cfg in played.agents.values()
+        )
+
+    if any(path.startswith("agents.") for path in scenario.matrix or {}):
+        design = scenario.design
+        return any(carries(design.scenario(v)) for v in range(len(design.variants)))
+    return carries(scenario)
 
 
 def chain_of(scenario: Scenario, index: int) -> list[int]:
-    """Episodes of the chain that `index` belongs to, in order (episode i is in chain i % chains)."""
-    return list(range(index % scenario.chains, scenario.episodes, scenario.chains))
+    """Episodes of the chain that `index` belongs to, in order: chains run within each variant
+    and trial, episode `repeat` of it in chain `repeat % chains`."""
+    block = scenario.design.block(index)
+    return list(range(block.start + (index - block.start) % scenario.chains, block.stop, scenario.chains))
+
+
+def previous_in_chain(scenario: Scenario, index: int) -> int | None:
+    """The episode before `index` in its chain (None for a chain's first)."""
+    previous = index - scenario.chains
+    return previous if previous >= scenario.design.block(index).start else None
 
 
 def jobs_for(scenario: Scenario, indices: Iterable[int]) -> list[list[int]]:
@@ -55,9 +70,10 @@ def jobs_for(scenario: Scenario, indices: Iterable[int]) -> list[list[int]]:
     todo = sorted(indices)
     if not carries_state(scenario):
         return [[i] for i in todo]
-    wanted = set(todo)
-    jobs = [[i for i in chain_of(scenario, c) if i in wanted] for c in range(scenario.chains)]
-    return [job for job in jobs if job]
+    jobs: dict[int, list[int]] = {}
+    for i in todo:  # a chain is named by its first episode
+        jobs.setdefault(chain_of(scenario, i)[0], []).append(i)
+    return [jobs[first] for first in sorted(jobs)]
 
 
 class EpisodeLog:
@@ -145,15 +161,19 @@ async def play_episode(
     skills and tools (resolved from the scenario's folder when not given); `factories` are its
     seats' resolved agent configs (resolved from `assets` when not given).
     """
-    seed = episode_seed(scenario, index)
+    design = scenario.design
+    variant = design.cell(index).variant
+    played = design.scenario(variant)  # the scenario with this variant's matrix values
+    seed = design.seed(index)
     if assets is None:
         assets = resolve_assets(scenario)
+    assets = assets.of_variant(variant)
     if factories is None:
-        factories = resolve_agents(scenario.agents, assets)
+        factories = resolve_agents(played.agents, assets)
     started = utcnow()
     own_env = env is None
     if own_env:
-        env = envs.make(scenario.env.id, **scenario.env.params)
+        env = envs.make(played.env.id, **played.env.params)
     log = log if log is not None else EpisodeLog()
     recorder = _Recorder(log)
     try:
@@ -177,7 +197,7 @@ async def play_episode(
         requests = Requests(env, action_spaces)
         fallback = partial(envs.fallback_action, env)
         try:
-            await _play(turns_of(env, first, requests), agents, scenario.max_steps, recorder, log, fallback)
+            await _play(turns_of(env, first, requests), agents, played.max_steps, recorder, log, fallback)
         except BaseException:
             # calls of a decision that did not finish are still accounted for
             for agent_id, agent in agents.items():
@@ -189,6 +209,7 @@ async def play_episode(
         if own_env:
             env.close()
     exported = {a: agent.export_state() for a, agent in agents.items() if hasattr(agent, "export_state")}
+    labels, trial = design.labels(index)
     return EpisodeResult(
         index=index,
         seed=seed,
@@ -200,7 +221,9 @@ async def play_episode(
         model_calls=log.model_calls,
         num_steps=max(row["t"] for row in recorder.rows) + 1 if recorder.rows else 0,
         agent_state={a: s for a, s in exported.items() if s is not None} or None,
-        agent_ids=assets.agent_ids(scenario),
+        agent_ids=assets.agent_ids(played),
+        variant=labels,
+        trial=trial,
     )
 
 

@@ -44,6 +44,9 @@ def apply_overrides(scenario: Scenario, overrides: Overrides) -> tuple[Scenario,
     if overrides.model is not None or overrides.api_base is not None:
         if not llm_agents:
             raise OverrideError("--model and --api-base swap the model of LLM agents, and this scenario has none")
+        varied = [p for p in scenario.matrix or {} if p.startswith("agents.") and p.rsplit(".", 1)[-1] in ("model", "api_base")]
+        if varied:
+            raise OverrideError(f"the scenario's matrix varies {', '.join(varied)}: --model and --api-base would be overridden by it; edit the matrix instead")
         dropped = []
         for agent_id in llm_agents:
             agent = config["agents"][agent_id]

@@ -57,3 +57,6 @@ class EpisodeResult:
     # per seat: a hash of the seat's resolved agent config (tournaments group by it)
     agent_ids: dict[str, str] | None = None
     error: str | None = None  # why it failed (status "failed")
+    # where it sits in the scenario's design (normlab.design): None for plain scenarios
+    variant: dict[str, Any] | None = None
+    trial: int | None = None

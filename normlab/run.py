@@ -45,7 +45,7 @@ def create_run(store: Store, scenario: Scenario, assets: RunAssets | None = None
         git_commit=_git_commit(scenario.source_path),
         status="running",
         seed=scenario.seed,
-        episodes_planned=scenario.episodes,
+        episodes_planned=scenario.total_episodes,
         provenance=assets.to_json(),
     )
     return store.create_run(run)
@@ -130,7 +130,7 @@ def run_scenario(
 ) -> str:
     """Create a run and play all its episodes; returns the run id (library entry point)."""
     run_id = create_run(store, scenario)
-    run_sync(scenario, store, run_id, range(scenario.episodes), concurrency, on_episode)
+    run_sync(scenario, store, run_id, range(scenario.total_episodes), concurrency, on_episode)
     return run_id
 
 
@@ -143,7 +143,7 @@ def resume_run(
     """Play only the episodes a run is missing, each with its own seed."""
     run = store.get_run(run_id)
     scenario = stored_scenario(run)
-    todo = missing_indices(store, run.id, scenario.episodes)
+    todo = missing_indices(store, run.id, scenario.total_episodes)
     run_sync(scenario, store, run.id, todo, concurrency, on_episode, stored_assets(run, scenario))
     return scenario, todo
 

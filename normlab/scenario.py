@@ -11,6 +11,7 @@ even when other parts of the file failed.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import math
@@ -25,7 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, Val
 # digits cannot hang a run
 from normlab.agents.configs import HumanAgentConfig, LLMAgentConfig, ScriptedAgentConfig, StrictModel  # noqa: E402
 from normlab.agents.kinds import AGENT_KINDS  # noqa: E402
+from normlab.design import MAX_VARIANTS, Design, MatrixError, expand_values  # noqa: E402
 from normlab.limits import MAX_CONCURRENCY, MAX_EPISODES, MAX_SEED, MAX_WORKERS  # noqa: E402
+
+MAX_TRIALS = 10_000
 
 MAX_STEPS = 1_000_000_000
 #: A scenario file, and what its YAML aliases expand it to (characters of scalars plus one per
@@ -61,7 +65,13 @@ class Scenario(StrictModel):
     description: str = ""
     env: EnvConfig
     agents: dict[str, AgentConfig] = Field(description="Env agent id -> agent config")
-    episodes: int = Field(default=1, ge=1, le=MAX_EPISODES)
+    episodes: int = Field(default=1, ge=1, le=MAX_EPISODES, description="Episodes of each variant and trial (a plain scenario has one variant and one trial)")
+    trials: int = Field(default=1, ge=1, le=MAX_TRIALS, description="Times every variant is played, each trial with its own seeds (pass^k and flip rate in reports)")
+    matrix: dict[str, Annotated[list[Any], Field(min_length=1, max_length=MAX_VARIANTS)]] | None = Field(
+        default=None,
+        description="Scenario path -> values, e.g. {env.params.task: [refund_desk/*], agents.agent.model: [m1, m2]}: "
+        "every combination is a variant, stored with each episode (see normlab/design.py)",
+    )
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     max_steps: int | None = Field(default=None, ge=1, le=MAX_STEPS, description="Truncate episodes after this many env steps")
     concurrency: int = Field(default=1, ge=1, le=MAX_CONCURRENCY, description="Episodes run side by side")
@@ -76,6 +86,19 @@ class Scenario(StrictModel):
 
     _source_text: str = PrivateAttr(default="")
     _source_path: str = PrivateAttr(default="<scenario>")
+    _design: Any = PrivateAttr(default=None)
+
+    @property
+    def design(self) -> Design:
+        """The variants, trials and episode seeds (built once; raises MatrixError)."""
+        if self._design is None:
+            self._design = Design(self)
+        return self._design
+
+    @property
+    def total_episodes(self) -> int:
+        """Episodes of the whole run: variants × trials × episodes."""
+        return self.design.size if self.matrix or self.trials > 1 else self.episodes
 
     @property
     def source_text(self) -> str:
@@ -150,6 +173,8 @@ def parse_scenario(text: str, filename: str = "<scenario>") -> Scenario:
         semantic = _semantic_problems(env, agents, base)
     problems.extend(locator.problem(loc, msg) for loc, msg in semantic)
     if scenario is not None and not problems:
+        problems.extend(locator.problem(loc, msg) for loc, msg in matrix_problems(scenario))
+    if scenario is not None and not problems:
         problems.extend(Problem(filename, 1, 1, "", msg) for msg in _config_size_problems(scenario))
     if problems:
         raise ScenarioError(_ordered(problems))
@@ -215,6 +240,63 @@ def _add_env_params(schema: dict[str, Any]) -> None:
     )
     if branches:
         env_config["allOf"] = branches
+
+
+def matrix_problems(scenario: Scenario) -> list[tuple[Loc, str]]:
+    """Each matrix value checked as the variant it makes (alone over the base scenario, so a
+    bad value is reported once, where it is written), then the whole design's size."""
+    if not scenario.matrix:
+        if scenario.episodes * scenario.trials > MAX_EPISODES:
+            return [(("trials",), f"trials × episodes is {scenario.episodes * scenario.trials:,}; the limit is {MAX_EPISODES:,}")]
+        return []
+    config = scenario.model_dump(mode="json")
+    base = {k: v for k, v in config.items() if k not in ("matrix", "trials")}
+    problems: list[tuple[Loc, str]] = []
+    for path, values in scenario.matrix.items():
+        for i, value in enumerate(values):
+            try:
+                expanded = expand_values(config, path, [value])
+                found = next(filter(None, (_variant_problem(scenario, base, path, item) for item in expanded)), None)
+            except MatrixError as exc:
+                problems.append((("matrix", path, i) if len(exc.loc) > 1 else ("matrix", path), str(exc)))
+                if len(exc.loc) <= 1:
+                    break  # the path itself is wrong: once is enough
+                continue
+            if found:
+                problems.append((("matrix", path, i), found))
+    if problems:
+        return problems
+    try:
+        size = scenario.design.size
+    except MatrixError as exc:
+        return [(("matrix", *exc.loc), str(exc))]
+    if size > MAX_EPISODES:
+        return [(("matrix",), f"variants × trials × episodes is {size:,}; the limit is {MAX_EPISODES:,}")]
+    return []
+
+
+def _variant_problem(scenario: Scenario, base: dict[str, Any], path: str, value: Any) -> str | None:
+    """What is wrong with the scenario `path: value` makes of the base (None: nothing)."""
+    from normlab.design import apply
+
+    variant = copy.deepcopy(base)
+    apply(variant, path, value)  # MatrixError for a path that cannot be set
+    try:
+        checked = Scenario.model_validate(variant)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        return f"{_short(value)} gives {'.'.join(str(p) for p in err['loc'])}: {pydantic_message(err)}"
+    checked._source_path = scenario.source_path
+    found = check_semantics(checked)
+    if found:
+        loc, message = found[0]
+        return f"{_short(value)} gives {'.'.join(str(p) for p in loc)}: {message}"
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _too_large(what: str) -> str:

@@ -87,8 +87,8 @@ def run(
         db = open_store(store, scenario.store)
         run_id = runs.create_run(db, scenario)
     if not quiet:
-        common.err.print(f"run [bold]{run_id}[/] · {escape(scenario.name)} · {scenario.episodes} episodes → {escape(db.url)}")
-    _play(db, run_id, scenario, range(scenario.episodes), concurrency, quiet, executor, workers)
+        common.err.print(f"run [bold]{run_id}[/] · {escape(scenario.name)} · {scenario.total_episodes} episodes → {escape(db.url)}")
+    _play(db, run_id, scenario, range(scenario.total_episodes), concurrency, quiet, executor, workers)
 
 
 
@@ -146,12 +146,12 @@ def resume(
         scenario = runs.stored_scenario(stored)
         scenario = _override(scenario, Overrides(cache=cache.value if cache else None, budget_tokens=budget_tokens, budget_usd=budget_usd))
         _check_keys(scenario)
-        todo = runs.missing_indices(db, stored.id, scenario.episodes)
+        todo = runs.missing_indices(db, stored.id, scenario.total_episodes)
         changed = runs.stored_assets(stored, scenario).changed_tools()
     if changed:
         common.err.print(f"[yellow]note:[/] tool modules changed since the run started: {escape(', '.join(changed))}")
     if not quiet:
-        common.err.print(f"resuming run [bold]{stored.id}[/]: {len(todo)} of {scenario.episodes} episodes to play")
+        common.err.print(f"resuming run [bold]{stored.id}[/]: {len(todo)} of {scenario.total_episodes} episodes to play")
     _play(db, stored.id, scenario, todo, concurrency, quiet, executor, workers)
 
 

@@ -210,6 +210,13 @@ class EnvBase:
         """JSON Schema of the env's parameters (None without `Params`)."""
         return cls.Params.model_json_schema() if cls.Params is not None else None
 
+    @classmethod
+    def expand_param(cls, name: str, value: Any) -> list[Any] | None:
+        """The values a selector stands for where a scenario's matrix lists `value` for the
+        parameter `name` (e.g. a glob over task names); None where `value` is one value.
+        Raises ValueError for a selector that matches nothing."""
+        return None
+
     def rules(self, agent: str | None = None) -> str | None:
         """Standing rules for an agent, which harnesses put in the system prompt."""
         return None

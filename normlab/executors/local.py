@@ -14,7 +14,7 @@ from typing import Any
 from normlab import envs
 from normlab.agents import AgentError, resolve_agents
 from normlab.assets import RunAssets
-from normlab.episode import EpisodeLog, carries_state, episode_seed, play_episode
+from normlab.episode import EpisodeLog, carries_state, episode_seed, play_episode, previous_in_chain
 from normlab.executors.errors import BudgetStop, FailureCount, RunFailed, episode_error, one_line
 from normlab.models.types import BudgetExhausted
 from normlab.results import EpisodeResult
@@ -115,8 +115,11 @@ _STOPS = (asyncio.CancelledError, KeyboardInterrupt, BudgetExhausted, AgentError
 
 def _failed_episode(scenario: Scenario, index: int, exc: BaseException, log: EpisodeLog) -> EpisodeResult:
     now = utcnow()
+    variant, trial = scenario.design.labels(index)
     return EpisodeResult(
         index=index,
+        variant=variant,
+        trial=trial,
         seed=episode_seed(scenario, index),
         steps=[],
         returns={},
@@ -163,23 +166,27 @@ async def play_jobs(
     episode is stored before it returns. Sets no run status (the caller owns the run).
     """
     resources = await asyncio.to_thread(model_resources, scenario, store, run_id)
-    factories = resolve_agents(scenario.agents, assets)  # once for every episode played here
+    factories = VariantAgents(scenario, assets)  # once for every episode played here
     writer = _EpisodeWriter(store, run_id, on_episode, limit=max(16, 2 * width))
     stateful = carries_state(scenario)
+    design = scenario.design
     pending = iter(jobs)
     failures = FailureCount(scenario.max_failed_episodes)
 
     async def worker() -> None:
-        env = None
+        env, env_variant = None, -1
         try:
             for job in pending:  # one shared iterator: each job is taken by exactly one worker
-                if env is None:
-                    env = envs.make(scenario.env.id, **scenario.env.params)
+                variant = design.cell(job[0]).variant  # a job (a chain) never leaves its variant
+                if env is None or env_variant != variant:  # jobs come variant by variant
+                    _close_quietly(env)
+                    played = design.scenario(variant)
+                    env, env_variant = envs.make(played.env.id, **played.env.params), variant
                 carried = await asyncio.to_thread(_stored_state, store, run_id, scenario, job[0]) if stateful else None
                 for index in job:
                     log = EpisodeLog()
                     try:
-                        result = await play_episode(scenario, index, env, resources, carried, log, assets, factories)
+                        result = await play_episode(scenario, index, env, resources, carried, log, assets, factories.of(variant))
                     except _STOPS:
                         # the episode is lost, but every model call it made is kept (accounting, errors)
                         if log.model_calls:
@@ -223,10 +230,25 @@ async def play_jobs(
         raise RunFailed(f"could not store finished episodes: {one_line(exc)}") from None
 
 
+class VariantAgents:
+    """Each variant's seats resolved into factories, once per variant, when first played."""
+
+    def __init__(self, scenario: Scenario, assets: RunAssets):
+        self.scenario, self.assets = scenario, assets
+        self._found: dict[int, dict[str, Any]] = {}
+
+    def of(self, variant: int) -> dict[str, Any]:
+        found = self._found.get(variant)
+        if found is None:
+            played = self.scenario.design.scenario(variant)
+            found = self._found[variant] = resolve_agents(played.agents, self.assets.of_variant(variant))
+        return found
+
+
 def _stored_state(store: Store, run_id: str, scenario: Scenario, index: int) -> dict[str, Any] | None:
     """What the previous episode of `index`'s chain exported (when resuming mid-chain)."""
-    previous = index - scenario.chains
-    if previous < 0:
+    previous = previous_in_chain(scenario, index)
+    if previous is None:
         return None
     return store.episode(run_id, previous).agent_state
 

@@ -15,7 +15,7 @@ RUN_STATUSES = ("running", "finished", "interrupted", "failed", "budget_exhauste
 # The Alembic revisions of the store's schema, oldest first; the last is what this code writes.
 # (Kept here so that opening a store needs no Alembic import; a test checks the list against
 # normlab/store/migrations/versions.)
-SCHEMA_REVISIONS = ("0001_baseline", "0002_many_writers", "0003_budget_ledger", "0004_failed_episodes")
+SCHEMA_REVISIONS = ("0001_baseline", "0002_many_writers", "0003_budget_ledger", "0004_failed_episodes", "0005_design")
 SCHEMA_HEAD = SCHEMA_REVISIONS[-1]
 
 
@@ -79,6 +79,10 @@ class Episode(SQLModel, table=True):
     agent_ids: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
     # why the episode failed (status `failed`)
     error: str | None = Field(default=None, sa_column=Column(Text))
+    # where it sits in the scenario's design (normlab.design): the matrix values of its
+    # variant ({path: value}) and its trial; NULL for plain scenarios
+    variant: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    trial: int | None = None
     started_at: datetime
     finished_at: datetime
 

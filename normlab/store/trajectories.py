@@ -620,6 +620,10 @@ class Store:
             values["agent_ids"] = agent_ids
         if getattr(result, "error", None):
             values["error"] = result.error
+        if getattr(result, "variant", None) is not None:
+            values["variant"] = result.variant
+        if getattr(result, "trial", None) is not None:
+            values["trial"] = result.trial
         inserted = self._insert_new(conn, _EPISODE, values, ["run_id", "index"])
         if inserted is None and result.status == "finished" and self._drop_failed(conn, run_id, result.index):
             # a failed episode played again (resume): the finished one takes its place

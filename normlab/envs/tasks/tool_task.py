@@ -55,6 +55,7 @@ builds `DOMAIN = Domain(...)` and declares its tools with `@DOMAIN.query` / `@DO
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -174,6 +175,25 @@ class ToolTaskEnv(EnvBase, gymnasium.Env):
         FINAL_ANSWER: "the agent's final answer (`text`); the episode ends",
         INVALID_ACTION: "the answer was no legal tool call (`error`, `action`): the turn passes and the state is unchanged",
     }
+
+    @classmethod
+    def expand_param(cls, name: str, value: Any) -> list[Any] | None:
+        """In a matrix, `task` may be a glob over shipped task names (`refund_desk/*`, `*`) or
+        an Agent-ValueBench release folder (`avb:DIR`): every task it names, sorted."""
+        if name != "task" or not isinstance(value, str):
+            return None
+        if avb.is_avb(value):
+            try:
+                return avb.avb_cases(value)
+            except avb.AvbError as exc:
+                raise ValueError(str(exc)) from None
+        if not any(c in value for c in "*?["):
+            return None
+        found = [t for t in task_names() if fnmatch.fnmatchcase(t, value)]
+        if not found:
+            domains = sorted({t.split("/")[0] for t in task_names()})
+            raise ValueError(f"{value!r} matches no shipped task (domains: {', '.join(domains)}; `normlab tasks` lists them)")
+        return found
 
     def __init__(self, **params: Any) -> None:
         self.params = p = self.parse_params(params)
