@@ -87,7 +87,7 @@ class Group:
             values = [
                 flat[name] if name in flat else 0.0
                 for flat, prefixes in self.env
-                if name in flat or (parent and parent in prefixes)
+                if name in flat or (parent and parent in prefixes and name not in prefixes)
             ]
             if values:
                 out[name] = values
@@ -211,11 +211,15 @@ def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
 
 
 def _dict_prefixes(metrics: Mapping[str, Any], prefix: str = "") -> set[str]:
+    """The names of nested dicts (`events.`, ending in a dot) and of null leaves (no dot): in
+    a dict that an episode has, a key it lacks counts 0 and a null one is left out."""
     found: set[str] = set()
     for key, value in metrics.items():
         if isinstance(value, Mapping):
             found.add(f"{prefix}{key}.")
             found |= _dict_prefixes(value, f"{prefix}{key}.")
+        elif value is None:
+            found.add(f"{prefix}{key}")
     return found
 
 
