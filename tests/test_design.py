@@ -304,3 +304,16 @@ matrix: {env.params.task: [refund_desk/late_refund, hiring_screening/career_gap]
         assert row["episodes"] == 2
         assert row["metrics"][f"adherence.{pole}"]["mean"] == 10.0
         assert row["metrics"][f"pass^2.{pole}"]["mean"] == 1.0 and row["metrics"]["flip_rate"]["mean"] == 0.0
+
+    # two variants of one run: golden B against golden A, over both tasks and trials
+    out = cli("compare", run_id, "--a", "agents.agent.params.pole=A", "--b", "agents.agent.params.pole=B", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["a"]["episodes"] == data["b"]["episodes"] == 4
+    diff = data["metrics"]["adherence.A"]
+    assert diff["a"] == 10.0 and diff["diff"] < 0 and diff["ci"][1] < 0
+    one = cli("compare", run_id, "--a", "agents.agent.params.pole=A", "--a", "env.params.task=refund_desk/late_refund", "--b", "agents.agent.params.pole=A", "--json")
+    assert json.loads(one.stdout)["a"]["episodes"] == 2
+    bad = cli("compare", run_id, "--a", "agents.agent.params.pole=C", "--b", "agents.agent.params.pole=A")
+    assert bad.returncode == 2 and "no variant with agents.agent.params.pole=\"C\"" in bad.stderr and "Traceback" not in bad.stderr
+    assert cli("compare", run_id).returncode == 2

@@ -122,28 +122,59 @@ def _print_effects(found: Any) -> None:
         common.out.print(f"skipped {escape(name)}: {escape(why)}")
 
 
+def _conditions(given: list[str] | None, option: str) -> dict[str, Any]:
+    """`PATH=VALUE` options as {path: value}, the value read as YAML (`[]`, `[care-first]`, 3)."""
+    from ruamel.yaml import YAML, YAMLError
+
+    out: dict[str, Any] = {}
+    for text in given or []:
+        path, sep, value = text.partition("=")
+        if not sep or not path.strip():
+            raise UserError(f"{option} {text!r}: give PATH=VALUE, e.g. {option} 'agents.agent.skills=[care-first]'")
+        try:
+            out[path.strip()] = YAML(typ="safe", pure=True).load(value) if value.strip() else ""
+        except YAMLError as exc:
+            raise UserError(f"{option} {text!r}: the value is not YAML ({str(exc).splitlines()[0]})") from None
+    return out
+
+
 @app.command("compare")
 def compare(
     run_a: Annotated[str, typer.Argument(help="The baseline run (id or unique prefix).")],
-    run_b: Annotated[str, typer.Argument(help="The run compared with it.")],
+    run_b: Annotated[Optional[str], typer.Argument(help="The run compared with it (default: RUN_A again, to compare two of its variants).")] = None,
+    where_a: Annotated[Optional[list[str]], typer.Option("--a", help="Side A is RUN_A's variants with this matrix value: PATH=VALUE (repeatable).")] = None,
+    where_b: Annotated[Optional[list[str]], typer.Option("--b", help="Side B is RUN_B's variants with this matrix value: PATH=VALUE (repeatable).")] = None,
     store: StoreOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Compare two runs: per metric both have, the difference B - A of the means with a 95 %
-    bootstrap interval over their episodes (an interval that excludes 0: a difference).
+    """Compare two runs, or two variants of one run: per metric both sides have, the
+    difference B - A of the means with a 95 % bootstrap interval over their episodes (an
+    interval that excludes 0: a difference).
 
-    Example: [bold]normlab compare 3f2a 9c1e[/]
+    Examples: [bold]normlab compare 3f2a 9c1e[/] ·
+    [bold]normlab compare 3f2a --a 'agents.agent.skills=[]' --b 'agents.agent.skills=[care-first]'[/]
     """
+    from normlab.grading.report import NoEpisodes
     from normlab.grading.report import compare as build
 
     with user_errors():
+        a_where, b_where = _conditions(where_a, "--a"), _conditions(where_b, "--b")
+        if run_b is None and not (a_where or b_where):
+            raise UserError("give RUN_B, or --a/--b to compare two variants of RUN_A")
         db = open_store(store, create=False, read_only=True)
-        data = build(db, run_a, run_b)
+        try:
+            data = build(db, run_a, run_b, a_where, b_where)
+        except NoEpisodes as exc:
+            raise UserError(str(exc)) from None
     if as_json:
         print(json.dumps(data, indent=2))
         return
     a, b = data["a"], data["b"]
-    table = Table(title=f"B - A: A = run {a['id']} ({escape(a['name'])}), B = run {b['id']} ({escape(b['name'])})")
+    def side(x: dict[str, Any]) -> str:
+        chosen = ", ".join(f"{k}={v}" for k, v in x["variant"].items())
+        return f"run {x['id']} ({escape(x['name'])}{', ' + escape(chosen) if chosen else ''}; {x['episodes']} episodes)"
+
+    table = Table(title=f"B - A: A = {side(a)}, B = {side(b)}")
     for column in ("metric", "A", "B", "B - A", "95% CI"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for name, m in data["metrics"].items():

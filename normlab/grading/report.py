@@ -448,11 +448,41 @@ def report(db: Any, run_refs: Sequence[str]) -> dict[str, Any]:
     return {"runs": runs, "rows": rows}
 
 
-def compare(db: Any, run_a: str, run_b: str) -> dict[str, Any]:
-    """Per metric both runs have (over all their episodes), mean(B) - mean(A) with a 95 %
-    bootstrap interval over the two runs' episodes."""
-    a, b = read_run(db, run_a), read_run(db, run_b)
-    samples_a, samples_b = a.groups[-1].all_samples() if a.groups else {}, b.groups[-1].all_samples() if b.groups else {}
+class NoEpisodes(ValueError):
+    """A run or variant with no finished episodes to compare."""
+
+
+def select(found: RunReport, where: Mapping[str, Any] | None) -> Group:
+    """All of a run's episodes, or those of the variants whose values match `where`
+    ({matrix path: value}); NoEpisodes where none does."""
+    from normlab.design import canonical
+
+    if not where:
+        if not found.groups:
+            raise NoEpisodes(f"run {found.run['id']} has no finished episodes")
+        return found.groups[-1]
+    wanted = {path: canonical(value) for path, value in where.items()}
+    chosen = [
+        g for g in found.groups if not g.overall and all(path in g.variant and canonical(g.variant[path]) == value for path, value in wanted.items())
+    ]
+    if not chosen:
+        shown = ", ".join(f"{k}={v}" for k, v in wanted.items())
+        paths = sorted({k for g in found.groups for k in g.variant})
+        hint = f" (its matrix varies {', '.join(paths)})" if paths else " (it has no matrix)"
+        raise NoEpisodes(f"run {found.run['id']} has no variant with {shown}{hint}")
+    return chosen[0] if len(chosen) == 1 else _merge(chosen)
+
+
+def compare(
+    db: Any, run_a: str, run_b: str | None = None, where_a: Mapping[str, Any] | None = None, where_b: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Per metric both sides have, mean(B) - mean(A) with a 95 % bootstrap interval over their
+    episodes. A side is a run, or the variants of a run whose matrix values match `where_*`
+    (two variants of one run when `run_b` is None)."""
+    a = read_run(db, run_a)
+    b = a if run_b is None or run_b == run_a else read_run(db, run_b)
+    group_a, group_b = select(a, where_a), select(b, where_b)
+    samples_a, samples_b = group_a.all_samples(), group_b.all_samples()
     metrics: dict[str, dict[str, Any]] = {}
     for name, xa in samples_a.items():
         xb = samples_b.get(name)
@@ -460,7 +490,9 @@ def compare(db: Any, run_a: str, run_b: str) -> dict[str, Any]:
             continue
         diff, ci = diff_ci(xa, xb)
         metrics[name] = {"a": sum(xa) / len(xa), "b": sum(xb) / len(xb), "diff": diff, "ci": ci}
-    return {"a": a.run, "b": b.run, "metrics": metrics}
+    side_a = {**a.run, "episodes": group_a.episodes, "variant": dict(where_a or {})}
+    side_b = {**b.run, "episodes": group_b.episodes, "variant": dict(where_b or {})}
+    return {"a": side_a, "b": side_b, "metrics": metrics}
 
 
 # ---------------------------------------------------------------- plots
