@@ -317,3 +317,7 @@ matrix: {env.params.task: [refund_desk/late_refund, hiring_screening/career_gap]
     bad = cli("compare", run_id, "--a", "agents.agent.params.pole=C", "--b", "agents.agent.params.pole=A")
     assert bad.returncode == 2 and "no variant with agents.agent.params.pole=\"C\"" in bad.stderr and "Traceback" not in bad.stderr
     assert cli("compare", run_id).returncode == 2
+    shown = json.loads(cli("runs", "show", run_id, "--json").stdout)["episodes_detail"]
+    assert [(e["variant"]["agents.agent.params.pole"], e["trial"]) for e in shown[:3]] == [("A", 0), ("A", 1), ("B", 0)]
+    table = cli("runs", "show", run_id)
+    assert "variant" in table.stdout and "trial" in table.stdout

@@ -125,6 +125,7 @@ def runs_show(
             {
                 "index": e.index, "seed": e.seed, "status": e.status, "error": e.error,
                 "returns": e.returns, "steps": e.num_steps, "metrics": e.metrics,
+                "variant": e.variant, "trial": e.trial,
             }
             for e in episodes
         ]
@@ -137,7 +138,11 @@ def runs_show(
     if state.stale:
         common.out.print(f"its process is gone; play the missing episodes with `{escape(resume_hint(db, stored.id))}`")
     table = Table(title=f"episodes ({len(episodes)}/{stored.episodes_planned})")
+    designed = any(e.trial is not None for e in episodes)  # a matrix or trials: say where each sits
     table.add_column("episode", justify="right")
+    if designed:
+        table.add_column("variant")
+        table.add_column("trial", justify="right")
     table.add_column("seed", justify="right")
     table.add_column("steps", justify="right")
     table.add_column("returns")
@@ -147,12 +152,20 @@ def runs_show(
         events = ", ".join(f"{escape(k)}={v}" for k, v in sorted((e.metrics or {}).get("events", {}).items()))
         if e.status == "failed":  # no returns: say why instead
             returns, events = "[red]failed[/]", escape(e.error or "")
-        table.add_row(str(e.index), str(e.seed), str(e.num_steps), returns, events)
+        place = [escape(_variant_text(e.variant)), str(e.trial if e.trial is not None else "")] if designed else []
+        table.add_row(str(e.index), *place, str(e.seed), str(e.num_steps), returns, events)
     common.out.print(table)
     if len(episodes) > 200:
         common.out.print(f"... {len(episodes) - 200} more episodes (use --json for all)")
     means = ", ".join(f"{escape(a)}={v:.3f}" for a, v in summary.mean_returns().items())
     common.out.print(f"mean returns: {means or '-'}")
+
+
+def _variant_text(variant: dict[str, Any] | None) -> str:
+    """A variant's values, each under the last part of its path (`task=..., pole=A`)."""
+    if not variant:
+        return "-"
+    return ", ".join(f"{path.rsplit('.', 1)[-1]}={json.dumps(value) if not isinstance(value, str) else value}" for path, value in variant.items())
 
 
 @runs_app.command("export")
