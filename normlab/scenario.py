@@ -190,6 +190,13 @@ def scenario_from_config(config: dict[str, Any], source_text: str, filename: str
     scenario._source_text = source_text
     scenario._source_path = filename
     size_problems = _config_size_problems(scenario)
+    try:
+        total = scenario.total_episodes
+    except MatrixError as exc:
+        size_problems.append(f"matrix: {exc}")
+    else:
+        if total > MAX_EPISODES:
+            size_problems.append(f"variants × trials × episodes is {total:,}; the limit is {MAX_EPISODES:,}")
     if size_problems:
         raise ScenarioError([Problem(filename, 1, 1, "", msg) for msg in size_problems])
     return scenario

@@ -321,3 +321,11 @@ matrix: {env.params.task: [refund_desk/late_refund, hiring_screening/career_gap]
     assert [(e["variant"]["agents.agent.params.pole"], e["trial"]) for e in shown[:3]] == [("A", 0), ("A", 1), ("B", 0)]
     table = cli("runs", "show", run_id)
     assert "variant" in table.stdout and "trial" in table.stdout
+
+
+def test_an_episodes_override_that_makes_the_design_too_large_is_one_error():
+    from normlab.overrides import Overrides, apply_overrides
+
+    s = scenario("trials: 100\nmatrix: {env.params.rounds: [1, 2]}")
+    with pytest.raises(ScenarioError, match="variants × trials × episodes is 200,000,000"):
+        apply_overrides(s, Overrides(episodes=1_000_000))
