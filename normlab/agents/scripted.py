@@ -634,3 +634,26 @@ class Golden(ScriptedAgent):
 STRATEGIES: dict[str, type[ScriptedAgent]] = {
     cls.name: cls for cls in (AlwaysCooperate, AlwaysDefect, TitForTat, GrimTrigger, Pavlov, RandomStrategy, Fixed, Script, Golden)
 }
+
+
+def register_strategy(cls: type[ScriptedAgent]) -> type[ScriptedAgent]:
+    """Add a scripted strategy (a class decorator); names are unique across games, so a
+    game's reference strategies carry its name (`commons_sustainable`)."""
+    if cls.name in STRATEGIES and STRATEGIES[cls.name] is not cls:
+        raise ValueError(f"a scripted strategy named {cls.name!r} exists already")
+    STRATEGIES[cls.name] = cls
+    return cls
+
+
+def _load_game_strategies() -> None:
+    """Each module of `normlab.agents.strategies` (one per game) registers its strategies."""
+    import importlib
+    import pkgutil
+
+    from normlab.agents import strategies
+
+    for module in pkgutil.iter_modules(strategies.__path__):
+        importlib.import_module(f"{strategies.__name__}.{module.name}")
+
+
+_load_game_strategies()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -48,13 +48,30 @@ def schema() -> None:
 
 
 @app.command("envs")
-def list_envs() -> None:
-    """List registered environment ids.
+def list_envs(
+    details: Annotated[Optional[str], typer.Option("--details", metavar="ID", help="Show one env: its rules and action format, parameters with defaults, events and metrics.")] = None,
+    as_json: common.JsonOption = False,
+) -> None:
+    """List registered environment ids, or describe one.
 
-    Example: [bold]normlab envs[/]
+    Examples: [bold]normlab envs[/] · [bold]normlab envs --details normlab/IteratedPrisonersDilemma-v0[/]
     """
     from normlab import envs
 
+    if details is not None:
+        with common.user_errors():
+            try:
+                found = envs.details(details)
+            except envs.UnknownEnvError as exc:
+                raise common.UserError(str(exc.args[0])) from None
+        if as_json:
+            print(json.dumps(found, indent=2, default=str))
+        else:
+            _print_details(found)
+        return
+    if as_json:
+        print(json.dumps([{"id": s.id, "api": s.api, "description": s.description} for s in envs.specs()], indent=2))
+        return
     table = Table(title="environments")
     table.add_column("id", no_wrap=True)
     table.add_column("api")
@@ -62,6 +79,31 @@ def list_envs() -> None:
     for spec in envs.specs():
         table.add_row(spec.id, spec.api, spec.description)
     common.out.print(table)
+
+
+def _print_details(found: dict[str, Any]) -> None:
+    common.out.print(f"[bold]{escape(found['id'])}[/] ({found['api']}): {escape(found['description'])}")
+    if found["doc"]:
+        common.out.print()
+        common.out.print(escape(found["doc"]))
+    sections: list[tuple[str, list[str], list[list[str]]]] = [
+        (
+            "parameters",
+            ["name", "type", "default", "description"],
+            [[p["name"], p["type"], json.dumps(p["default"], default=str), p["description"]] for p in found["params"]],
+        ),
+        ("events", ["type", "meaning"], [[k, v] for k, v in found["events"].items()]),
+        ("metrics", ["name", "meaning"], [[k, v] for k, v in found["metrics"].items()]),
+    ]
+    for title, columns, rows in sections:
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape(str(cell)) for cell in row))
+        common.out.print(table)
 
 
 @app.command("agents")

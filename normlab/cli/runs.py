@@ -14,7 +14,7 @@ from rich.table import Table
 
 from normlab.cli import common
 from normlab.cli.common import JsonOption, StoreOption, fail, open_store, resume_hint, runs_app, user_errors
-from normlab.cli.transcript import episode_dict, print_transcript
+from normlab.cli.transcript import episode_dict, episode_env_id, print_episode_summary, print_transcript
 from normlab.limits import MAX_EPISODES
 
 
@@ -111,10 +111,12 @@ def runs_show(
             ep = db.episode(stored.id, episode)
             steps = db.steps(ep.id)
             calls = db.model_calls(ep.id)
+            env_id = episode_env_id(stored, ep)
             if as_json:
-                print(json.dumps(episode_dict(stored.id, ep, steps, calls), indent=2, default=str))
+                print(json.dumps(episode_dict(stored.id, ep, steps, calls, env_id), indent=2, default=str))
             else:
                 print_transcript(stored, ep, steps, calls)
+                print_episode_summary(env_id, ep, steps)
             return
         episodes = db.episodes(stored.id)
     summary = summarize(episodes)
@@ -159,6 +161,23 @@ def runs_show(
         common.out.print(f"... {len(episodes) - 200} more episodes (use --json for all)")
     means = ", ".join(f"{escape(a)}={v:.3f}" for a, v in summary.mean_returns().items())
     common.out.print(f"mean returns: {means or '-'}")
+    metric_means = _metric_means(episodes)
+    if metric_means:
+        common.out.print("mean metrics: " + ", ".join(f"{escape(k)}={v:.4g}" for k, v in metric_means.items()))
+
+
+def _metric_means(episodes: list[Any], limit: int = 40) -> dict[str, float]:
+    """Means over finished episodes of the env's own metrics (event counts are in the table)."""
+    from normlab.grading.report import flatten
+
+    sums: dict[str, list[float]] = {}
+    for e in episodes:
+        if e.status != "finished" or not isinstance(e.metrics, dict):
+            continue
+        own = {k: v for k, v in e.metrics.items() if k not in ("events", "events_by_agent")}
+        for name, value in flatten(own).items():
+            sums.setdefault(name, []).append(value)
+    return {name: sum(v) / len(v) for name, v in list(sums.items())[:limit]}
 
 
 def _variant_text(variant: dict[str, Any] | None) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.markup import escape
+from rich.table import Table
 
 from normlab.cli import common
 
@@ -31,16 +32,64 @@ def safe(value: Any) -> str:
     return escape(visible(value if isinstance(value, str) else str(value)))
 
 
-def episode_dict(run_id: str, ep: Any, steps: list[dict], calls: list[dict]) -> dict[str, Any]:
+def episode_dict(run_id: str, ep: Any, steps: list[dict], calls: list[dict], env_id: str | None = None) -> dict[str, Any]:
+    table = round_table(env_id, steps) if env_id else None
     return {
         "run": run_id,
         "episode": ep.index,
         "seed": ep.seed,
+        "variant": ep.variant,
+        "trial": ep.trial,
         "returns": ep.returns,
         "metrics": ep.metrics,
+        "rounds": {"columns": table[0], "rows": table[1]} if table else None,
         "steps": [{k: v for k, v in s.items() if k != "episode_id"} for s in steps],
         "model_calls": calls,
     }
+
+
+def episode_env_id(stored: Any, ep: Any) -> str | None:
+    """The env an episode played: its variant's, where a matrix varies the env."""
+    variant = ep.variant if isinstance(ep.variant, dict) else {}
+    env_id = variant.get("env.id") or (stored.config.get("env") or {}).get("id")
+    return env_id if isinstance(env_id, str) else None
+
+
+def round_table(env_id: str | None, steps: list[dict]) -> tuple[list[str], list[list[Any]]] | None:
+    """The env's compact per-round table of an episode (None where it has none or the env is
+    not installed any more)."""
+    from normlab import envs
+
+    try:
+        cls = envs.spec(str(env_id)).load()
+    except Exception:
+        return None
+    build = getattr(cls, "round_table", None)
+    if build is None:
+        return None
+    try:
+        return build(steps)  # type: ignore[no-any-return]
+    except Exception:  # a table is a view: a stored row it cannot read must not stop the transcript
+        return None
+
+
+def print_episode_summary(env_id: str | None, ep: Any, steps: list[dict]) -> None:
+    """The episode's own metrics (beyond event counts) and its per-round table."""
+    from normlab.grading.report import flatten
+
+    metrics = {k: v for k, v in (ep.metrics or {}).items() if k not in ("events", "events_by_agent")}
+    flat = flatten(metrics)
+    if flat:
+        common.out.print("[bold]metrics[/] " + ", ".join(f"{safe(k)}={v:.4g}" for k, v in flat.items()))
+    table = round_table(env_id, steps)
+    if table:
+        columns, rows = table
+        shown = Table(title="rounds", title_justify="left")
+        for column in columns:
+            shown.add_column(safe(str(column)), overflow="fold")
+        for row in rows:
+            shown.add_row(*(safe(cell if isinstance(cell, str) else json.dumps(cell, default=str)) for cell in row))
+        common.out.print(shown)
 
 
 @dataclass

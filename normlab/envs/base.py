@@ -185,6 +185,9 @@ class EnvBase:
     #: Event types that restate the move an agent made (e.g. `cooperate`): feedback to the
     #: agent about its own step skips them.
     move_events: ClassVar[frozenset[str]] = frozenset()
+    #: Metric name -> what it means, for the keys `metrics(steps)` adds to the event counts
+    #: (`normlab envs --details ID` shows them).
+    metric_types: ClassVar[dict[str, str]] = {}
 
     params: EnvParams
 
@@ -236,6 +239,13 @@ class EnvBase:
 
     def fallback_action(self, agent: str | None = None) -> Any:
         """The action an invalid answer is carried out as (None: the env has none, see above)."""
+        return None
+
+    @classmethod
+    def round_table(cls, steps: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]] | None:
+        """A compact per-round table of an episode from its stored step rows (column names,
+        then one row per round: choices, messages, pool...), which `normlab runs show RUN
+        --episode K` prints; None for envs without rounds."""
         return None
 
     def metrics(self, steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

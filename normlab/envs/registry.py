@@ -325,3 +325,55 @@ def move_event_types() -> frozenset[str]:
                 continue
         _move_events = frozenset(found)
     return _move_events
+
+
+def details(id: str) -> dict[str, Any]:
+    """What `normlab envs --details ID` shows: the env's description and docstring (its
+    rules and action format), its parameters with defaults, its declared events and metrics."""
+    env_spec = spec(id)
+    cls = env_spec.load()
+    params: list[dict[str, Any]] = []
+    model = env_spec.params_model()
+    if model is not None:
+        schema = model.model_json_schema()
+        for name, field_info in model.model_fields.items():
+            if name == "render_mode":
+                continue
+            prop = schema.get("properties", {}).get(name, {})
+            default = env_spec.kwargs.get(name, field_info.get_default(call_default_factory=True))
+            params.append(
+                {
+                    "name": name,
+                    "type": _type_text(prop),
+                    "default": default.model_dump(mode="json") if isinstance(default, BaseModel) else default,
+                    "description": field_info.description or "",
+                }
+            )
+    else:
+        for name, p in env_spec.parameters().items():
+            default = env_spec.kwargs.get(name, None if p.default is inspect.Parameter.empty else p.default)
+            params.append({"name": name, "type": "", "default": default, "description": ""})
+    return {
+        "id": env_spec.id,
+        "api": env_spec.api,
+        "description": env_spec.description,
+        "doc": inspect.cleandoc(cls.__doc__ or ""),
+        "params": params,
+        "events": dict(getattr(cls, "event_types", None) or {}),
+        "metrics": dict(getattr(cls, "metric_types", None) or {}),
+        "max_episode_steps": env_spec.max_episode_steps,
+    }
+
+
+def _type_text(prop: Mapping[str, Any]) -> str:
+    """A JSON-schema property's type as a short text (`integer 1..1000`, `one of a, b`)."""
+    if "enum" in prop:
+        return "one of " + ", ".join(str(v) for v in prop["enum"])
+    options = prop.get("anyOf")
+    if options:
+        return " or ".join(_type_text(o) for o in options if o.get("type") != "null") or "null"
+    kind = str(prop.get("type", "") or ("object" if "$ref" in prop else ""))
+    low, high = prop.get("minimum", prop.get("exclusiveMinimum")), prop.get("maximum", prop.get("exclusiveMaximum"))
+    if low is not None or high is not None:
+        kind += f" {'' if low is None else f'{low:g}'}..{'' if high is None else f'{high:g}'}"
+    return kind
