@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import difflib
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -255,11 +255,9 @@ class EnvBase:
         return count_events(steps)
 
 
-def count_events(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """`{"events": {type: n}, "events_by_agent": {agent: {type: n}}}` over step rows; an
-    agent appears once it has an event, an event without a type counts as "event"."""
-    events: Counter[str] = Counter()
-    by_agent: dict[str, Counter[str]] = {}
+def step_infos(steps: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Mapping[str, Any], dict[str, Any]]]:
+    """Each step row with its info as a dict (stored rows hold it as JSON text); rows whose
+    info cannot be read are skipped."""
     for row in steps:
         info = row.get("info")
         if isinstance(info, (str, bytes)):
@@ -267,7 +265,26 @@ def count_events(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 info = orjson.loads(info)
             except orjson.JSONDecodeError:
                 continue
-        found = info.get("events") if isinstance(info, dict) else None
+        if isinstance(info, dict):
+            yield row, info
+
+
+def step_events(steps: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Mapping[str, Any], dict[str, Any]]]:
+    """Each event (a dict) of the step rows, in order, with its row: what env metrics
+    recompute from stored steps."""
+    for row, info in step_infos(steps):
+        for event in info.get("events") or ():
+            if isinstance(event, dict):
+                yield row, event
+
+
+def count_events(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """`{"events": {type: n}, "events_by_agent": {agent: {type: n}}}` over step rows; an
+    agent appears once it has an event, an event without a type counts as "event"."""
+    events: Counter[str] = Counter()
+    by_agent: dict[str, Counter[str]] = {}
+    for row, info in step_infos(steps):
+        found = info.get("events")
         if not found:
             continue
         per_agent = by_agent.setdefault(str(row.get("agent")), Counter())

@@ -67,7 +67,7 @@ import orjson
 from gymnasium import spaces
 from pydantic import ConfigDict, Field, field_validator
 
-from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, RenderMode, Wording, count_events
+from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, RenderMode, Wording, count_events, step_events
 from normlab.envs.tasks import avb
 from normlab.envs.tasks.avb import AvbCase, AvbDomain
 from normlab.envs.tasks.catalog import TaskSpec, load_task, parse_task, task_names
@@ -396,22 +396,13 @@ class ToolTaskEnv(EnvBase, gymnasium.Env):
         calls: list[dict[str, Any]] = []
         invalid = 0
         answered = False
-        for row in rows:
-            info = row.get("info")
-            if isinstance(info, (str, bytes)):
-                try:
-                    info = orjson.loads(info)
-                except orjson.JSONDecodeError:
-                    continue
-            for event in (info.get("events") or []) if isinstance(info, dict) else []:
-                if not isinstance(event, dict):
-                    continue
-                if event.get("type") == TOOL_CALL:
-                    calls.append(event)
-                elif event.get("type") == INVALID_ACTION:
-                    invalid += 1
-                elif event.get("type") == FINAL_ANSWER:
-                    answered = True
+        for _, event in step_events(rows):
+            if event.get("type") == TOOL_CALL:
+                calls.append(event)
+            elif event.get("type") == INVALID_ACTION:
+                invalid += 1
+            elif event.get("type") == FINAL_ANSWER:
+                answered = True
         per_tool = Counter(str(c.get("tool")) for c in calls)
         return {
             **counted,
