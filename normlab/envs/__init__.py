@@ -55,6 +55,18 @@ def register_builtins() -> None:
         "gymnasium",
         "One workplace dilemma: follow the rule or take a better-paying shortcut, watched or not.",
     )
+    register(
+        "normlab/ThresholdCollective-v0",
+        "normlab.envs.dilemmas.threshold:ThresholdCollectiveEnv",
+        "parallel",
+        "n agents choose collective or independent each round; everyone gains if at least `threshold` chose collective (the Alignment Tipping Process diffusion test).",
+    )
+    register(
+        "normlab/PublicGoods-v0",
+        "normlab.envs.dilemmas.public_goods:PublicGoodsEnv",
+        "parallel",
+        "n agents contribute to a pot multiplied by r and shared equally, with optional costly punishment after each round.",
+    )
     register("normlab/ToolTask-v0", "normlab.envs.tasks.tool_task:ToolTaskEnv", "gymnasium", "A task told in words, done with query and action tools over a hidden state (default: a refund just outside the policy window).")
 
 
