@@ -36,6 +36,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/grading.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info
