@@ -6,6 +6,8 @@ env passes Gymnasium's and PettingZoo's official checkers).
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -142,12 +144,29 @@ def tool_schema(name: str, description: str, parameters: Mapping[str, Any] | Non
     return {"type": "function", "function": {"name": name, "description": description, "parameters": params}}
 
 
+#: Checked validators by schema text: envs build a ToolCall space for every turn's request,
+#: and checking a schema costs far more than playing a scripted turn.
+_VALIDATORS: dict[str, Any] = {}
+_MAX_VALIDATORS = 4096
+
+
 def _validator(schema: Mapping[str, Any]) -> Any:
     import jsonschema
 
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    cls.check_schema(schema)
-    return cls(schema)
+    try:
+        key = json.dumps(schema, sort_keys=True, default=repr)
+    except (TypeError, ValueError):  # not JSON data: checked every time, never cached
+        key = None
+    found = _VALIDATORS.get(key) if key is not None else None
+    if found is None:
+        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+        cls.check_schema(schema)
+        found = cls(copy.deepcopy(dict(schema)))  # its own copy: a caller may change theirs
+        if key is not None:
+            if len(_VALIDATORS) >= _MAX_VALIDATORS:
+                _VALIDATORS.clear()
+            _VALIDATORS[key] = found
+    return found
 
 
 class ToolCall(spaces.Space[dict]):

@@ -179,3 +179,16 @@ def test_invalid_on_an_aec_env_gets_the_fallback_and_an_event(monkeypatch):
         assert events[1]["type"] == "defect"  # the fallback was carried out
     assert [s["reward"] for s in theirs] == [0.0, 0.0, 0.0]  # sucker's payoff each round
     assert result.returns["player_0"] == 15.0
+
+
+def test_tool_call_validators_are_checked_once_per_schema_and_keep_their_own_copy():
+    from normlab.spaces import _validator
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}, "required": ["n"]}
+    first = _validator(schema)
+    assert _validator(dict(schema)) is first  # equal schemas share one checked validator
+    schema["properties"]["n"]["maximum"] = 100  # the caller's change does not reach the cached one
+    assert not first.is_valid({"n": 50})
+    assert _validator(schema) is not first and _validator(schema).is_valid({"n": 50})
+    space = ToolCall([{"name": "pick", "parameters": {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}, "required": ["n"]}}])
+    assert space.contains({"tool": "pick", "arguments": {"n": 2}}) and not space.contains({"tool": "pick", "arguments": {"n": 9}})
