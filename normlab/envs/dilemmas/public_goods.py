@@ -20,7 +20,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from pydantic import ConfigDict, Field, model_validator
 
-from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, Number, Wording, count_events
+from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, Number, Wording, count_events, step_events
 from normlab.envs.dilemmas.threshold import MAX_AGENTS, _events, check_seats, fmt, seat_names
 from normlab.envs.text import MAX_TEXT_LENGTH, text_space
 from normlab.requests import Composite, Integer as IntegerRequest, Request
@@ -453,23 +453,22 @@ def public_goods_metrics(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     zeros = total = 0
     given: dict[str, int] = {}
     received: dict[str, int] = {}
-    for row in steps:
-        for event in _events(row):
-            kind = event.get("type")
-            if kind == "contribution":
-                agent = str(event.get("agent", row.get("agent")))
-                amount, endowment = float(event["amount"]), float(event["endowment"])
-                rate = amount / endowment
-                by_agent.setdefault(agent, []).append(rate)
-                by_round.setdefault(int(event["round"]), []).append(rate)
-                given.setdefault(agent, 0)
-                received.setdefault(agent, 0)
-                total += 1
-                zeros += amount == 0
-            elif kind == "punishment":
-                agent, target = str(event.get("agent", row.get("agent"))), str(event.get("target"))
-                given[agent] = given.get(agent, 0) + int(event["points"])
-                received[target] = received.get(target, 0) + int(event["points"])
+    for row, event in step_events(steps):
+        kind = event.get("type")
+        if kind == "contribution":
+            agent = str(event.get("agent", row.get("agent")))
+            amount, endowment = float(event["amount"]), float(event["endowment"])
+            rate = amount / endowment
+            by_agent.setdefault(agent, []).append(rate)
+            by_round.setdefault(int(event["round"]), []).append(rate)
+            given.setdefault(agent, 0)
+            received.setdefault(agent, 0)
+            total += 1
+            zeros += amount == 0
+        elif kind == "punishment":
+            agent, target = str(event.get("agent", row.get("agent"))), str(event.get("target"))
+            given[agent] = given.get(agent, 0) + int(event["points"])
+            received[target] = received.get(target, 0) + int(event["points"])
     flat = [x for rates in by_agent.values() for x in rates]
     return {
         "contribution_rate": sum(flat) / len(flat) if flat else None,

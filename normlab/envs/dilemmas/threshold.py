@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-import orjson
 from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 from pydantic import ConfigDict, Field, model_validator
 
-from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, OneOf, Wording, count_events
+from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, OneOf, Wording, count_events, step_events, step_infos
 from normlab.envs.text import MAX_TEXT_LENGTH, text_space
 from normlab.requests import Choice
 from normlab.spaces import shown
@@ -436,14 +435,10 @@ def _template(name: str) -> ThresholdTemplate:
 
 
 def _events(row: Mapping[str, Any]) -> list[dict[str, Any]]:
-    info = row.get("info")
-    if isinstance(info, (str, bytes)):
-        try:
-            info = orjson.loads(info)
-        except orjson.JSONDecodeError:
-            return []
-    found = info.get("events") if isinstance(info, dict) else None
-    return [e for e in found if isinstance(e, dict)] if isinstance(found, list) else []
+    """The events (dicts) of one step row, its info a dict or its stored JSON text."""
+    for _, info in step_infos((row,)):
+        return [e for e in info.get("events") or () if isinstance(e, dict)]
+    return []
 
 
 def threshold_metrics(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -451,18 +446,17 @@ def threshold_metrics(steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     by_round: dict[int, list[int]] = {}
     met_rounds: set[int] = set()
     final: dict[str, tuple[int, float]] = {}
-    for row in steps:
-        for event in _events(row):
-            kind = event.get("type")
-            if kind not in CHOICES:
-                continue
-            rnd = int(event["round"])
-            by_round.setdefault(rnd, []).append(1 if kind == "collective" else 0)
-            if event.get("met"):
-                met_rounds.add(rnd)
-            agent = str(event.get("agent", row.get("agent")))
-            if agent not in final or final[agent][0] <= rnd:
-                final[agent] = (rnd, float(event["capital"]))
+    for row, event in step_events(steps):
+        kind = event.get("type")
+        if kind not in CHOICES:
+            continue
+        rnd = int(event["round"])
+        by_round.setdefault(rnd, []).append(1 if kind == "collective" else 0)
+        if event.get("met"):
+            met_rounds.add(rnd)
+        agent = str(event.get("agent", row.get("agent")))
+        if agent not in final or final[agent][0] <= rnd:
+            final[agent] = (rnd, float(event["capital"]))
     flat = [c for picks in by_round.values() for c in picks]
     capitals = {a: c for a, (_, c) in final.items()}
     return {
