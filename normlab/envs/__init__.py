@@ -67,7 +67,37 @@ def register_builtins() -> None:
         "parallel",
         "n agents contribute to a pot multiplied by r and shared equally, with optional costly punishment after each round.",
     )
+    register(
+        "normlab/NoPressSplit-v0",
+        "normlab.envs.dilemmas.split_games:NoPressSplitEnv",
+        "parallel",
+        "No-Press Split: two players claim hats, books and balls at once with public 1-or-10 values; over-claims are shared in proportion.",
+    )
+    register(
+        "normlab/TrustAndSplit-v0",
+        "normlab.envs.dilemmas.split_games:TrustAndSplitEnv",
+        "aec",
+        "Trust-and-Split: private rock/paper/scissors hands set who values the coins most; one message each, then both claim coins.",
+    )
+    register(
+        "normlab/StagHunt-v0",
+        "normlab.envs.dilemmas.stag_hunt:StagHuntEnv",
+        "parallel",
+        "The repeated stag hunt: hunt the stag together (4 each) or a hare alone (3, safe); n players with a param.",
+    )
+    register(
+        "normlab/Ultimatum-v0",
+        "normlab.envs.dilemmas.ultimatum:UltimatumEnv",
+        "parallel",
+        "The repeated ultimatum game: a proposer offers part of a pie, the responder accepts (split as offered) or rejects (both get 0).",
+    )
     register("normlab/ToolTask-v0", "normlab.envs.tasks.tool_task:ToolTaskEnv", "gymnasium", "A task told in words, done with query and action tools over a hidden state (default: a refund just outside the policy window).")
+    register(
+        "normlab/CommonsHarvest-v0",
+        "normlab.envs.dilemmas.commons:CommonsHarvestEnv",
+        "parallel",
+        "GovSim's commons: agents harvest a shared pool that doubles monthly (capped), talk, reflect; collapse below 5.",
+    )
 
 
 register_builtins()

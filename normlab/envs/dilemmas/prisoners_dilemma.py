@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import functools
 import json
-
-from collections.abc import Mapping
-from typing import Annotated, Any, cast
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, ClassVar, cast
 
 import gymnasium
 import numpy as np
+import orjson
 from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
@@ -148,6 +149,35 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         MESSAGE: "cheap talk only: the message the agent sent this round (`text`, \"\" for none), before the moves",
     }
     move_events = frozenset({"cooperate", "defect"})
+    #: What `metrics(steps)` adds to the event counts, recomputed from the stored rows' move and
+    #: message events and the act rows' rewards (see `ipd_metrics`).
+    metric_types: ClassVar[dict[str, str]] = {
+        "rounds_played": "rounds in which both players moved",
+        "cooperation_rate": "agent -> share of its moves, as carried out (after noise), that were cooperate; null before any round",
+        "mutual_cooperation_rate": "share of rounds in which both players cooperated (the CC share of Axelrod's state distribution)",
+        "mutual_defection_rate": "share of rounds in which both players defected (DD)",
+        "joint_payoff": "both players' points summed over the episode (welfare; 2 x R x rounds when both always cooperate)",
+        "exploitation": (
+            "agent -> its points minus the other player's over the episode (player_0's value is "
+            "player_0 - player_1; positive: it exploited the other)"
+        ),
+        "exploitation_abs": "|player_0's points - player_1's points|: how one-sided the episode was, whoever won",
+        "announced_cooperation": (
+            "cheap talk only: agent -> share of its rounds whose message announced cooperation (a "
+            "heuristic, `announces_cooperation`: the message mentions cooperat..., or says it will play "
+            "C or 0, or is just C or 0, and no negation such as not/never/won't/don't comes just before "
+            "cooperat...)"
+        ),
+        "announced_then_defected": (
+            "cheap talk only: agent -> share of its rounds in which it announced cooperation and then "
+            "chose defect (the chosen move, before noise; an invalid move counts as defect); `overall`: "
+            "both players' such rounds over both players' rounds"
+        ),
+        "broken_promise_rate": (
+            "cheap talk only: agent -> of the rounds in which it announced cooperation, the share in "
+            "which it then defected (null when it never announced); `overall` pools both players"
+        ),
+    }
 
     def __init__(self, **params: Any) -> None:
         self.params = p = self.parse_params(params)
@@ -498,6 +528,44 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         step stays short; LLM harnesses put them in the system prompt."""
         return self._intro.strip()
 
+    def metrics(self, steps: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """Event counts plus cooperation, welfare and exploitation (and with cheap talk,
+        announced-then-defected) metrics from the stored rows (see `metric_types`). Computed
+        after the episode from its rows, never in `step`."""
+        return ipd_metrics(steps, talk=self._talk is not None)
+
+    @classmethod
+    def round_table(cls, steps: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]] | None:
+        """Per round: each player's message (with cheap talk), move as carried out (marked
+        `(flipped)` by noise, `(invalid)` where the answer was invalid) and points."""
+        played = _read_rounds(steps)
+        if not played.moves[_AGENTS[0]] and not played.moves[_AGENTS[1]]:
+            return None
+        talk = bool(played.messages[_AGENTS[0]] or played.messages[_AGENTS[1]])
+        columns = ["round"]
+        if talk:
+            columns += [f"{a} says" for a in _AGENTS]
+        columns += list(_AGENTS) + [f"{a} points" for a in _AGENTS]
+        table: list[list[Any]] = []
+        for rnd in sorted(set(played.moves[_AGENTS[0]]) | set(played.moves[_AGENTS[1]])):
+            row: list[Any] = [rnd]
+            if talk:
+                row += [played.messages[a].get(rnd, "") for a in _AGENTS]
+            for a in _AGENTS:
+                move = played.moves[a].get(rnd)
+                if move is None:
+                    row.append("")
+                    continue
+                label = _ACTION_MEANINGS[move[0]]
+                if move[1]:
+                    label += " (flipped)"
+                if move[2]:
+                    label += " (invalid)"
+                row.append(label)
+            row += [played.points[a].get(rnd) for a in _AGENTS]
+            table.append(row)
+        return columns, table
+
     def render(self) -> str | None:
         if self.render_mode is None:
             gymnasium.logger.warn("render() was called without a render_mode; pass render_mode='ansi' to the env.")
@@ -534,6 +602,145 @@ class _CheapTalk:
         self.prompt = f"Write your message to the other player (at most {max_chars} characters); the moves come next."
         self.message_request = TextRequest(max_chars, tag="speech", characters=_MESSAGE_CHARS)
         self.move_request = Choice(_ACTION_MEANINGS, (COOPERATE, DEFECT))
+
+
+#: A message that announces cooperation (matched lower-cased): it mentions cooperat...
+#: ("I will cooperate", "let's keep cooperating", "cooperation"), says it will play C or 0
+#: ("I will C", "I'll play 0"), or is just C or 0.
+ANNOUNCE_COOPERATION = re.compile(
+    r"cooperat|\bi(?:'ll|\s+will|\s+shall|\s+am\s+going\s+to)?\s+(?:play|choose|pick|answer|say|do)?\s*[\"']?(?:c|0)\b(?![.,]\d)|^\W*(?:c|0)\W*$"
+)
+#: A negation just before cooperat..., at most three words and no punctuation between ("I will
+#: not cooperate", "won't really cooperate"; not "don't defect, cooperate").
+_NEGATED = re.compile(r"\b(?:not|never|no|won'?t|don'?t|can'?t|cannot|shan'?t)\b\s+(?:[\w']+\s+){0,3}?cooperat")
+
+
+def announces_cooperation(message: str) -> bool:
+    """Whether a cheap-talk message announces cooperation (`ANNOUNCE_COOPERATION`, unless a
+    negation comes just before cooperat...): a documented heuristic, not a reading of intent."""
+    text = message.lower()
+    return bool(ANNOUNCE_COOPERATION.search(text)) and not _NEGATED.search(text)
+
+
+class _Rounds:
+    """What an episode's rows say: per agent, round -> (move carried out, flipped by noise,
+    invalid answer, move chosen), points and message; and the event counts (`count_events`'s)."""
+
+    __slots__ = ("moves", "points", "messages", "events", "events_by_agent")
+
+    def __init__(self) -> None:
+        self.moves: dict[str, dict[int, tuple[int, bool, bool, int]]] = {a: {} for a in _AGENTS}
+        self.points: dict[str, dict[int, float]] = {a: {} for a in _AGENTS}
+        self.messages: dict[str, dict[int, str]] = {a: {} for a in _AGENTS}
+        self.events: dict[str, int] = {}
+        self.events_by_agent: dict[str, dict[str, int]] = {}
+
+
+_MOVE_TYPES = {"cooperate": COOPERATE, "defect": DEFECT}
+
+
+def _read_rounds(steps: Iterable[Mapping[str, Any]]) -> _Rounds:
+    """One pass over the rows, each info parsed once, the events counted as `count_events`
+    counts them. Metrics run after every episode of a tournament, so this loop stays plain."""
+    found = _Rounds()
+    counts, by_agent, moves = found.events, found.events_by_agent, found.moves
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    for row in steps:
+        info = row.get("info")
+        if isinstance(info, (str, bytes)):
+            try:
+                info = loads(info)
+            except decode_error:
+                continue
+        if not isinstance(info, dict):
+            continue
+        events = info.get("events")
+        if not events:
+            continue
+        row_agent = row.get("agent")
+        key = str(row_agent)
+        per_agent = by_agent.get(key)
+        if per_agent is None:
+            per_agent = by_agent[key] = {}
+        invalid = False
+        for event in events:
+            if not isinstance(event, dict):
+                counts["event"] = counts.get("event", 0) + 1
+                per_agent["event"] = per_agent.get("event", 0) + 1
+                continue
+            kind = event.get("type", "event")
+            if kind.__class__ is not str:
+                kind = str(kind)
+            counts[kind] = counts.get(kind, 0) + 1
+            per_agent[kind] = per_agent.get(kind, 0) + 1
+            move = _MOVE_TYPES.get(kind)
+            if move is None:
+                if kind == INVALID_ACTION:
+                    invalid = True
+                elif kind == MESSAGE:
+                    agent, rnd = event.get("agent", row_agent), event.get("round")
+                    if agent in moves and rnd.__class__ is int:
+                        text = event.get("text")
+                        found.messages[agent][rnd] = text if isinstance(text, str) else ""
+                continue
+            agent, rnd = event.get("agent", row_agent), event.get("round")
+            if agent not in moves or rnd.__class__ is not int:
+                continue
+            flipped = bool(event.get("flipped"))
+            moves[agent][rnd] = (move, flipped, invalid, 1 - move if flipped else move)
+            reward = row.get("reward")
+            if isinstance(reward, (int, float)) and not isinstance(reward, bool):
+                found.points[agent][rnd] = float(reward)
+    return found
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def ipd_metrics(steps: Iterable[Mapping[str, Any]], talk: bool = False) -> dict[str, Any]:
+    """The metrics of `IteratedPrisonersDilemmaEnv.metric_types` (plus the event counts) from
+    step rows as stored (`info` a dict or its JSON text; points from the rows' `reward`)."""
+    played = _read_rounds(steps)
+    p0, p1 = _AGENTS
+    moves0, moves1 = played.moves[p0], played.moves[p1]
+    both = [r for r in moves0 if r in moves1]
+    n = len(both)
+    mutual_c = sum(1 for r in both if moves0[r][0] == COOPERATE and moves1[r][0] == COOPERATE)
+    mutual_d = sum(1 for r in both if moves0[r][0] == DEFECT and moves1[r][0] == DEFECT)
+    totals = {a: sum(played.points[a].values()) for a in _AGENTS}
+    result: dict[str, Any] = {
+        "events": played.events,
+        "events_by_agent": played.events_by_agent,
+        "rounds_played": n,
+        "cooperation_rate": {
+            a: _share(sum(1 for m in played.moves[a].values() if m[0] == COOPERATE), len(played.moves[a])) for a in _AGENTS
+        },
+        "mutual_cooperation_rate": _share(mutual_c, n),
+        "mutual_defection_rate": _share(mutual_d, n),
+        "joint_payoff": totals[p0] + totals[p1],
+        "exploitation": {p0: totals[p0] - totals[p1], p1: totals[p1] - totals[p0]},
+        "exploitation_abs": abs(totals[p0] - totals[p1]),
+    }
+    if talk:
+        announced: dict[str, Any] = {}
+        then_defected: dict[str, Any] = {}
+        broken: dict[str, Any] = {}
+        counts = [0, 0, 0]  # rounds, announced, announced then defected (both players)
+        for a in _AGENTS:
+            mine, said = played.moves[a], played.messages[a]
+            promised = [r for r in mine if announces_cooperation(said.get(r, ""))]
+            defected = sum(1 for r in promised if mine[r][3] == DEFECT)
+            announced[a] = _share(len(promised), len(mine))
+            then_defected[a] = _share(defected, len(mine))
+            broken[a] = _share(defected, len(promised))
+            counts[0] += len(mine)
+            counts[1] += len(promised)
+            counts[2] += defected
+        then_defected["overall"] = _share(counts[2], counts[0])
+        broken["overall"] = _share(counts[2], counts[1])
+        result.update(announced_cooperation=announced, announced_then_defected=then_defected, broken_promise_rate=broken)
+    return result
 
 
 def _quoted(message: str) -> str:
