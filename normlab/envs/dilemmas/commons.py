@@ -238,7 +238,9 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
       (in the text). Every active agent sends one message per discussion step; there are
       ⌊max_utterances / active agents⌋ steps (at least 1), so at most `max_utterances`
       messages a month (2 steps of 5 by default); each step's text shows the month's messages
-      so far. ACTION FORMAT: a text of at most `max_message_chars` characters
+      so far. GovSim's speakers talk one after another; here every active agent speaks in
+      each discussion step, because a parallel env asks every live agent each step (an AEC
+      env would fail PettingZoo's api_test, which warns on dict observations). ACTION FORMAT: a text of at most `max_message_chars` characters
       (`Text(tag="speech")`); anything else is an `invalid_action` sent as "" (fallback "").
     - reflect (if `reflection`): each agent writes a note to itself, a text of at most
       `max_message_chars` characters (`Text(tag="reflection")`; fallback ""), stored as the
