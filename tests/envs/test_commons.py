@@ -121,7 +121,7 @@ def test_universalization_text_holds_the_computed_hint():
     text = obs["persona_0"]["text"]
     # threshold 10; 5 × 11 = 55 taken leaves 45, doubled to 90; 5 × 10 leaves 50 → 100
     assert "if everyone takes more than 10 tons, the lake will shrink next month" in text
-    assert "If everyone harvested 11 tons, 45 would be left and The lake would hold 90 tons of fish next month" in text
+    assert "If everyone harvested 11 tons, 45 would be left and the lake would hold 90 tons of fish next month" in text
     assert "if everyone harvested 10 tons, the lake would hold 100 tons of fish next month" in text
     assert "shrink" not in CommonsHarvestEnv().reset(seed=0)[0]["persona_0"]["text"]
 
@@ -244,7 +244,7 @@ def test_bad_params_are_clear_errors(params, message):
 
 
 def test_the_scenario_files_validate_and_run_with_scripted_agents(store, tmp_path):
-    for name in ("govsim_fishery.yaml", "govsim_universalization.yaml"):
+    for name in ("govsim_fishery.yaml", "govsim_universalization.yaml", "govsim_newcomer.yaml"):
         path = ROOT / "scenarios" / name
         text = path.read_text()
         assert "local/smollm2-135m" in text
@@ -256,7 +256,8 @@ def test_the_scenario_files_validate_and_run_with_scripted_agents(store, tmp_pat
         run_id = run_scenario(load_scenario(copy), store)
         assert store.get_run(run_id).status == "finished"
         for episode in store.episodes(run_id):
-            assert episode.metrics["survival_months"] == 12 and episode.metrics["efficiency"] == 1.0
+            assert episode.metrics["survival_months"] == config["env"]["params"]["months"]
+            assert episode.metrics["efficiency"] == 1.0
     assert "43 of 45" in (ROOT / "scenarios" / "govsim_fishery.yaml").read_text()
 
 

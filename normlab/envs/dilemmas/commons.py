@@ -538,7 +538,7 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
         left = max(0, pool - active * over)
         after = min(self.size, 2 * left)
         kept = min(self.size, 2 * (pool - active * thr))
-        fate = "the resource would collapse" if left < COLLAPSE_BELOW else f"{place_cap(f.place)} would hold {after} {f.resource} next month"
+        fate = "the resource would collapse" if left < COLLAPSE_BELOW else f"{f.place} would hold {after} {f.resource} next month"
         return (
             f"Given the current situation, if everyone takes more than {thr} {f.unit}, {f.place} will shrink next month. "
             f"If everyone harvested {over} {f.unit}, {left} would be left and {fate}; "
@@ -679,10 +679,6 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
                 [month, pools[month], *(harvests[month].get(a, "") for a in seats), end.get("left", ""), end.get("collapsed", ""), end.get("messages", "")]
             )
         return columns, table
-
-
-def place_cap(place: str) -> str:
-    return place[:1].upper() + place[1:]
 
 
 def _events_of(rows: list[Mapping[str, Any]]) -> Iterable[dict[str, Any]]:
