@@ -8,6 +8,7 @@ on a 2-core machine.
 
     python benchmarks/commons.py                  # 12 months, max_tokens 64
     python benchmarks/commons.py --months 2 --max-tokens 32
+    python benchmarks/commons.py --pool 100000      # a weak model collapses the lake in month 1: time a full year
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ SCENARIO = """
 name: bench_commons
 env:
   id: normlab/CommonsHarvest-v0
-  params: {{flavour: fishery, months: {months}, max_message_chars: 200}}
+  params: {{flavour: fishery, months: {months}, pool: {pool}, max_message_chars: 200}}
 agents:
 {agents}
 episodes: 1
@@ -33,7 +34,7 @@ seed: 1
 """
 
 
-def main(months: int = 12, max_tokens: int = 64) -> dict[str, Any]:
+def main(months: int = 12, max_tokens: int = 64, pool: int = 100) -> dict[str, Any]:
     from llama_cpp import Llama
 
     from normlab.runner import run_scenario
@@ -50,7 +51,7 @@ def main(months: int = 12, max_tokens: int = 64) -> dict[str, Any]:
     Llama.eval = counting_eval  # type: ignore[method-assign]
     agent = f"{{kind: llm, model: local/smollm2-135m, harness: direct, max_tokens: {max_tokens}, temperature: 0.7}}"
     agents = "\n".join(f"  persona_{i}: {agent}" for i in range(5))
-    text = SCENARIO.format(months=months, agents=agents)
+    text = SCENARIO.format(months=months, agents=agents, pool=pool)
     yaml.safe_load(text)
     with tempfile.TemporaryDirectory() as folder:
         store = Store(f"sqlite:///{Path(folder) / 'bench.db'}")
@@ -58,6 +59,7 @@ def main(months: int = 12, max_tokens: int = 64) -> dict[str, Any]:
         run_id = run_scenario(parse_scenario(text), store)
         wall = time.perf_counter() - started
         (episode,) = store.episodes(run_id)
+        assert episode.id is not None
         calls = store.model_calls(episode.id)
         steps = store.steps(episode.id)
         store.close()
@@ -89,5 +91,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--pool", type=int, default=100, help="a large pool (100000) keeps a weak model from collapsing it, to time all 12 months")
     args = parser.parse_args()
-    main(args.months, args.max_tokens)
+    main(args.months, args.max_tokens, args.pool)
