@@ -21,7 +21,7 @@ from normlab.agents import Agent, AgentContext, AgentFactory, resolve_agents
 from normlab.agents.base import as_decision
 from normlab.assets import RunAssets, resolve_assets
 from normlab.envs.base import INVALID_ACTION
-from normlab.requests import INVALID
+from normlab.requests import INVALID, Choice
 from normlab.results import EpisodeResult, json_bytes
 from normlab.scenario import Scenario
 from normlab.seeding import derive_seed
@@ -276,10 +276,20 @@ async def _play(
             rec.truncate_last(t - 1)
             return
         log.t = t
-        if side_by_side and len(acting) > 1:
-            chosen = await asyncio.gather(*(agents[turn.agent].act(turn.observation, turn.info, turn.request) for turn in acting))
+        # a turn with one legal answer (a one-option choice: "wait" while another moves) is
+        # answered here; asking a model or a person would cost a call and decide nothing
+        answered = {
+            turn.agent: turn.request.actions[0]
+            for turn in acting
+            if isinstance(turn.request, Choice) and len(turn.request.options) == 1
+        }
+        asked = [turn for turn in acting if turn.agent not in answered]
+        if side_by_side and len(asked) > 1:
+            answers = await asyncio.gather(*(agents[turn.agent].act(turn.observation, turn.info, turn.request) for turn in asked))
         else:
-            chosen = [await agents[turn.agent].act(turn.observation, turn.info, turn.request) for turn in acting]
+            answers = [await agents[turn.agent].act(turn.observation, turn.info, turn.request) for turn in asked]
+        answered.update(zip((turn.agent for turn in asked), answers))
+        chosen = [answered[turn.agent] for turn in acting]
         actions: dict[str, Any] = {}
         for turn, result in zip(acting, chosen):
             decision = as_decision(result)
