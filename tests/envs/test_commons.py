@@ -15,7 +15,7 @@ from pettingzoo.test import parallel_api_test, parallel_seed_test
 import normlab.envs as envs
 from normlab.envs import INVALID_ACTION, EnvParamsError
 from normlab.envs.dilemmas.commons import CommonsHarvestEnv, gini, max_sustainable_gain
-from normlab.requests import Integer, Text
+from normlab.requests import Choice, Integer, Text
 from normlab.runner import run_scenario
 from normlab.scenario import load_scenario, parse_scenario
 from normlab.store import Store
@@ -58,9 +58,15 @@ def test_five_sustainable_agents_survive_all_12_months(store):
     steps = store.steps(episode.id)
     ends = events(steps, "month_end")
     assert [(e["pool"], e["left"], e["next_pool"]) for e in ends] == [(100, 50, 100)] * 11 + [(100, 50, 100)]
-    # a month: harvest, 2 discussion steps of 5 messages, reflection: 4 steps × 5 rows
-    assert len(steps) == 12 * 4 * 5
+    # a month: harvest, 10 discussion steps of one message each, reflection: 12 steps × 5 rows
+    assert len(steps) == 12 * 12 * 5
     assert m["events"]["message"] == 120 and m["events"]["reflection"] == 60
+    # one speaker a step, in turn, month m opening with the ((m - 1) mod 5)-th agent
+    speakers = [(e["month"], e["agent"]) for e in events(steps, "message")]
+    assert speakers[:10] == [(1, SEATS[i % 5]) for i in range(10)]
+    assert speakers[10:12] == [(2, "persona_1"), (2, "persona_2")]
+    waits = [s for s in steps if s["phase"] == "wait"]
+    assert len(waits) == 12 * 10 * 4 and {s["action"] for s in waits} == {""}
 
 
 def test_five_greedy_agents_collapse_in_month_1(store):
@@ -74,7 +80,7 @@ def test_five_greedy_agents_collapse_in_month_1(store):
     assert m["events"]["collapse"] == 1
     steps = store.steps(episode.id)
     # the month is played to its end (discussion and reflection) before the check
-    assert {s["phase"] for s in steps} == {"harvest", "discuss", "reflect"}
+    assert {s["phase"] for s in steps} == {"harvest", "discuss", "wait", "reflect"}
     assert all(s["terminated"] for s in steps if s["t"] == max(x["t"] for x in steps))
 
 
@@ -179,11 +185,15 @@ def test_invalid_answers_take_the_fallback_with_an_event():
     for a in ("persona_0", "persona_1"):
         kinds = [e["type"] for e in infos[a]["events"]]
         assert kinds[0] == INVALID_ACTION and "harvest" in kinds
+    assert env.speaker == "persona_0"
     assert env.action_request("persona_0") == Text(10, tag="speech", characters=env.message_request.characters)
-    assert env.fallback_action("persona_0") == ""
-    _, _, _, _, infos = env.step({**dict.fromkeys(SEATS, "hi"), "persona_3": "x" * 11})
-    (message,) = [e for e in infos["persona_3"]["events"] if e["type"] == "message"]
-    assert message["text"] == "" and infos["persona_3"]["events"][0]["type"] == INVALID_ACTION
+    assert env.action_request("persona_1") == Choice(("wait",), ("",))
+    assert env.fallback_action("persona_0") == "" and infos["persona_1"]["phase"] == "wait" and infos["persona_0"]["phase"] == "discuss"
+    _, _, _, _, infos = env.step({**dict.fromkeys(SEATS, ""), "persona_0": "x" * 11, "persona_2": "hi"})
+    (message,) = [e for e in infos["persona_0"]["events"] if e["type"] == "message"]
+    assert message["text"] == "" and infos["persona_0"]["events"][0]["type"] == INVALID_ACTION
+    assert [e["type"] for e in infos["persona_2"]["events"]] == [INVALID_ACTION]  # a waiter's text is ignored
+    assert infos["persona_1"]["events"] == [] and env.speaker == "persona_1"
 
 
 def test_an_invalid_llm_answer_is_recorded_by_the_runner(store):
@@ -234,7 +244,7 @@ def test_gini_and_the_maximum_sustainable_gain():
         ({"agents": ["a", "a"]}, "agents must be distinct"),
         ({"newcomer": {"seat": "nobody"}}, "newcomer.seat must be one of the seats"),
         ({"newcomer": {"seat": "persona_4", "joins_month": 13}}, "newcomer.joins_month must be at most months"),
-        ({"max_utterances": 3}, "max_utterances must be at least the number of agents"),
+        ({"max_utterances": 0}, "max_utterances must be an integer between 1"),
         ({"pool": 5}, "pool must be an integer between 10"),
     ],
 )
@@ -268,11 +278,12 @@ def test_one_short_episode_on_the_embedded_model(store):
     assert store.get_run(run_id).status == "finished"
     (episode,) = store.episodes(run_id)
     steps = store.steps(episode.id)
-    assert [s["phase"] for s in steps if s["agent"] == "persona_0"] == ["harvest", "discuss", "reflect"]
+    assert [s["phase"] for s in steps if s["agent"] == "persona_0"] == ["harvest", "discuss", "wait", "reflect"]
     for s in steps:
         invalid = any(e["type"] == INVALID_ACTION for e in s["info"]["events"])
         if s["phase"] == "harvest":
             assert invalid or (isinstance(s["action"], int) and 0 <= s["action"] <= 100)
         else:
             assert invalid or (isinstance(s["action"], str) and len(s["action"]) <= 60)
+    assert len([c for c in store.model_calls(episode.id) if c["error"] is None]) >= 6  # waiting asks no model
     assert episode.metrics["survival_months"] == 1

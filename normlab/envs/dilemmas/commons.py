@@ -29,12 +29,15 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, OneOf, RenderMode, Wording, count_events
 from normlab.envs.text import MAX_TEXT_LENGTH, TEXT_CHARSET, text_space
 from normlab.requests import Integer as IntegerRequest
-from normlab.requests import Request
+from normlab.requests import Choice, Request
 from normlab.requests import Text as TextRequest
 from normlab.spaces import shown
 
 #: Phases of a month, as named in each agent's `info["phase"]`.
 HARVEST, DISCUSS, REFLECT = "harvest", "discuss", "reflect"
+#: The phase of an agent who listens while another speaks (its one legal answer is WAIT).
+WAIT_PHASE = "wait"
+WAIT = ""
 #: A pool left strictly below this at the end of a month has collapsed (GovSim: 5).
 COLLAPSE_BELOW = 5
 MAX_SEATS = 20
@@ -134,7 +137,7 @@ class CommonsHarvestParams(EnvParams):
     agents: Annotated[list[str] | None, Wording("a list of seat names")] = Field(None, description="Seat names (2 to 20, distinct)")
     months: Integer(1, MAX_MONTHS) = Field(12, description="Months at most (the episode ends earlier at collapse)")  # type: ignore[valid-type]
     pool: Integer(10, MAX_POOL) = Field(100, description="The pool's size, at the start and as the regrowth cap")  # type: ignore[valid-type]
-    max_utterances: Integer(1, 1000) = Field(10, description="Messages per month's discussion at most (every active agent speaks once a discussion step)")  # type: ignore[valid-type]
+    max_utterances: Integer(1, 1000) = Field(10, description="Messages per month's discussion (one speaker a step, in turn)")  # type: ignore[valid-type]
     max_message_chars: Integer(1, MAX_MESSAGE_CHARS) = Field(300, description="Longest message or reflection")  # type: ignore[valid-type]
     reflection: Annotated[bool, Wording("true or false")] = Field(True, description="A reflection turn at the end of each month")
     universalization: Annotated[bool, Wording("true or false")] = Field(False, description="Add GovSim's universalization hint to each month's harvest text")
@@ -164,10 +167,6 @@ class CommonsHarvestParams(EnvParams):
                 raise ValueError(f"newcomer.seat must be one of the seats ({', '.join(seats)}), got {self.newcomer.seat!r}")
             if self.newcomer.joins_month > self.months:
                 raise ValueError(f"newcomer.joins_month must be at most months ({self.months}), got {self.newcomer.joins_month}")
-        if not self.no_discussion and self.max_utterances < len(seats):
-            raise ValueError(
-                f"max_utterances must be at least the number of agents ({len(seats)}): every active agent speaks once a discussion step"
-            )
         return self
 
     def seats(self) -> list[str]:
@@ -235,13 +234,15 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
       more, until the pool is empty. The reward is the agent's catch. Anything else is an
       `invalid_action` and harvests 0 (`fallback_action` is 0).
     - discuss (unless `no_discussion`): opened by the mayor's report of every agent's catch
-      (in the text). Every active agent sends one message per discussion step; there are
-      ⌊max_utterances / active agents⌋ steps (at least 1), so at most `max_utterances`
-      messages a month (2 steps of 5 by default); each step's text shows the month's messages
-      so far. GovSim's speakers talk one after another; here every active agent speaks in
-      each discussion step, because a parallel env asks every live agent each step (an AEC
-      env would fail PettingZoo's api_test, which warns on dict observations). ACTION FORMAT: a text of at most `max_message_chars` characters
-      (`Text(tag="speech")`); anything else is an `invalid_action` sent as "" (fallback "").
+      (in the text), then `max_utterances` (10) steps of one message each, as in GovSim's
+      group conversation: one speaker a step, in turn, the first speaker rotating by month
+      (month m starts with the ((m - 1) mod n)-th active agent). The speaker's ACTION FORMAT:
+      a text of at most `max_message_chars` characters (`Text(tag="speech")`); anything else
+      is an `invalid_action` sent as "" (fallback ""). Everyone else listens: their phase is
+      `wait`, their request a one-option `Choice` ("wait" = ""), which normlab's episode loop
+      answers without asking the agent (any other action is an `invalid_action`, ignored).
+      A parallel env asks every live agent each step; this is how one speaks at a time (an
+      AEC env would fail PettingZoo's api_test, which warns on dict observations).
     - reflect (if `reflection`): each agent writes a note to itself, a text of at most
       `max_message_chars` characters (`Text(tag="reflection")`; fallback ""), stored as the
       action and a `reflection` event, and shown to it at the next harvest.
@@ -263,7 +264,7 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
     Params = CommonsHarvestParams
     event_types = {
         "harvest": "the agent's harvest this month: `request` (what it asked), `catch` (what it got), `pool` (before harvesting), `threshold` shown",
-        "message": "a message the agent sent in the month's discussion (`text`, \"\" for none; `round`)",
+        "message": "a message the agent sent in its turn to speak (`text`, \"\" for none; `round`: its place in the month's discussion)",
         "reflection": "the agent's end-of-month reflection (`text`)",
         "month_end": "once a month (in the first active seat's info): `pool` at the start, `left` after harvesting, `collapsed`, `next_pool` after regrowth, `messages`",
         "collapse": "the pool left at the end of the month was below 5: the resource collapsed and the episode ends",
@@ -299,6 +300,7 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
         self.action_spaces = {a: HarvestOrText(self.size, max(self.max_chars, len(str(self.size)))) for a in self.possible_agents}
         self._text_max = text_max
         self.message_request = TextRequest(self.max_chars, tag="speech", characters=_CHARS)
+        self.wait_request = Choice(("wait",), (WAIT,))
         self.reflection_request = TextRequest(self.max_chars, tag="reflection", characters=_CHARS)
         self._story = self.flavour.story.format(pool=self.size, collapse=COLLAPSE_BELOW)
         self._np_random: np.random.Generator | None = None
@@ -328,10 +330,20 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
         return [a for a in self.possible_agents if a != nc.seat]
 
     def _rounds(self) -> int:
+        """Messages in this month's discussion."""
         p = self.params
-        if p.no_discussion:  # type: ignore[attr-defined]
-            return 0
-        return max(1, int(p.max_utterances) // len(self.agents))  # type: ignore[attr-defined]
+        return 0 if p.no_discussion else int(p.max_utterances)  # type: ignore[attr-defined]
+
+    @property
+    def speaker(self) -> str | None:
+        """Who speaks in this discussion step (None outside the discussion)."""
+        if self.phase != DISCUSS or not self.agents:
+            return None
+        n = len(self.agents)
+        return self.agents[(self.month - 1 + self.round) % n]
+
+    def _phase_of(self, agent: str) -> str:
+        return WAIT_PHASE if self.phase == DISCUSS and agent != self.speaker else self.phase
 
     @property
     def np_random(self) -> np.random.Generator:
@@ -377,11 +389,15 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
             self._harvest(actions, events, rewards)
             nxt = DISCUSS if self._rounds() else (REFLECT if self.params.reflection else None)  # type: ignore[attr-defined]
         elif phase == DISCUSS:
-            self.round += 1
+            speaker = self.speaker
+            assert speaker is not None
             for a in acting:
-                text = self._text_action(actions.get(a), a, events[a])
-                self.messages.append((self.round, a, text))
-                events[a].append({"type": "message", "agent": a, "month": self.month, "round": self.round, "text": text})
+                if a != speaker and not (isinstance(actions.get(a), str) and actions.get(a) == WAIT):
+                    events[a].append({"type": INVALID_ACTION, "agent": a, "month": self.month, "phase": WAIT_PHASE, "action": shown(actions.get(a), 200)})
+            text = self._text_action(actions.get(speaker), speaker, events[speaker])
+            self.round += 1
+            self.messages.append((self.round, speaker, text))
+            events[speaker].append({"type": "message", "agent": speaker, "month": self.month, "round": self.round, "text": text})
             nxt = DISCUSS if self.round < self._rounds() else (REFLECT if self.params.reflection else None)  # type: ignore[attr-defined]
         else:
             for a in acting:
@@ -405,7 +421,7 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
             events[a] = []
             rewards[a] = 0.0
         observations = {a: self._observe(a) for a in self.agents}
-        infos = {a: {"events": events[a], "phase": self.phase, "month": self.month} for a in self.agents}
+        infos = {a: {"events": events[a], "phase": self._phase_of(a), "month": self.month} for a in self.agents}
         false = dict.fromkeys(self.agents, False)
         return observations, rewards, false, dict(false), infos
 
@@ -496,10 +512,12 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
     def action_request(self, agent: str | None = None) -> Request:
         if self.phase == HARVEST:
             return IntegerRequest(0, self.pool)
-        return self.message_request if self.phase == DISCUSS else self.reflection_request
+        if self.phase == DISCUSS:
+            return self.message_request if agent == self.speaker else self.wait_request
+        return self.reflection_request
 
     def fallback_action(self, agent: str | None = None) -> int | str:
-        """An invalid harvest takes 0; an invalid message or reflection is ""."""
+        """An invalid harvest takes 0; an invalid message or reflection is "" (as is waiting)."""
         return 0 if self.phase == HARVEST else ""
 
     def rules(self, agent: str | None = None) -> str:
@@ -589,10 +607,13 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
             if self.messages:
                 head.append("The discussion so far:")
                 head.extend(f"{a}: {json.dumps(t, ensure_ascii=False)}" for _, a, t in self.messages)
-            head.append(
-                f"Discussion round {self.round + 1} of {self._rounds()}: write your message to the other {f.roles} "
-                f"(a text of at most {self.max_chars} characters)."
-            )
+            if agent == self.speaker:
+                head.append(
+                    f"Message {self.round + 1} of {self._rounds()}: it is your turn to speak. Write your message to the other "
+                    f"{f.roles} (a text of at most {self.max_chars} characters)."
+                )
+            else:
+                head.append(f"Message {self.round + 1} of {self._rounds()}: {self.speaker} is speaking; you listen.")
             return "\n".join(head)
         if self.messages:
             head.append("This month's discussion:")
