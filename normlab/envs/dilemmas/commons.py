@@ -254,7 +254,10 @@ class CommonsHarvestEnv(EnvBase, ParallelEnv):
 
     A greedy `newcomer` ({seat, joins_month, persona}) is a seat of `possible_agents` from the
     start that is not in `agents` (so it is never asked, and gets no rows) until the month it
-    joins; PettingZoo lets an agent join a parallel env later, and the official checker passes.
+    joins; PettingZoo lets an agent join a parallel env later, and the official checker passes
+    (a collapse before the newcomer joins ends the episode without it ever playing).
+    `max_utterances` counts the agents' messages; GovSim's limit of 10 also counts the mayor's
+    report, so GovSim's agents say 9.
     Events go to each agent's own info: `harvest` (its request and catch), `message`,
     `reflection`, and once a month in the first active seat's info `month_end` (and
     `collapse`).
