@@ -194,7 +194,13 @@ def test_an_invalid_answer_in_a_run_is_marked(store):
     assert episode.metrics["events"]["invalid_action"] == 1
     assert episode.returns["player_0"] == 20 - 5 + 1.6 * 65 / 4
     _, rows = PublicGoodsEnv.round_table(store.steps(episode.id))
-    assert rows == [[1, "5*", "20", "20", "20", "104", ""]]
+    assert rows == [[1, "5", "20", "20", "20", "104", "player_0:invalid"]]
+    text = run_text(["pg_full"] * 4, punishment=True, rounds=1, episodes=1).replace(
+        "player_1: {kind: scripted, strategy: pg_full}", "player_1: {kind: scripted, strategy: script, params: {actions: [nope, {player_0: 0, player_2: 0, player_3: 0}]}}"
+    )
+    (episode,) = store.episodes(run_scenario(parse_scenario(text), store))
+    _, rows = PublicGoodsEnv.round_table(store.steps(episode.id))
+    assert rows == [[1, "20", "0*", "20", "20", "96", ""]]
 
 
 def test_metrics_without_rounds():

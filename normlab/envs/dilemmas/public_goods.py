@@ -403,8 +403,9 @@ class PublicGoodsEnv(EnvBase, ParallelEnv):
 
     @classmethod
     def round_table(cls, steps: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]] | None:
-        """round, each agent's contribution (* for an invalid answer), the multiplied pot, the
-        punishments assigned (punisher>target:points)."""
+        """round, each agent's contribution (* where its answer was invalid and 0 was carried
+        out), the multiplied pot, the punishments assigned (punisher>target:points, and
+        punisher:invalid for an invalid assignment, carried out as none)."""
         seats: list[str] = []
         rounds: dict[int, dict[str, Any]] = {}
         last: dict[str, int] = {}  # agent -> its latest contribution round
@@ -430,7 +431,10 @@ class PublicGoodsEnv(EnvBase, ParallelEnv):
                 elif kind == "punishment":
                     cell["punish"].append(f"{agent}>{event.get('target')}:{event.get('points')}")
                 elif kind == INVALID_ACTION:
-                    cell["invalid"].add(agent)
+                    if event.get("phase", row.get("phase")) == PUNISH:
+                        cell["punish"].append(f"{agent}:invalid")
+                    else:
+                        cell["invalid"].add(agent)
         if not rounds:
             return None
         columns = ["round", *seats, "pot", "punishments"]
