@@ -13,13 +13,14 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from typer.testing import CliRunner
 
+from normlab.agents import STRATEGIES
 from normlab.cli import app
 from normlab.envs import registry
 from normlab.scenario import Scenario, ScenarioError, load_scenario, parse_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 IPD = "normlab/IteratedPrisonersDilemma-v0"
-STRATEGY_LIST = "always_cooperate, always_defect, tit_for_tat, grim_trigger, pavlov, random, fixed, script, golden"
+STRATEGY_LIST = ", ".join(STRATEGIES)  # the built-in strategies, then each game's
 
 # A valid scenario, lines 1-6; cases below append to it, so their extra lines start at line 7.
 GOOD = """\

@@ -325,3 +325,42 @@ def test_grammar_bounds_keep_small_bounds_only() -> None:
 
     schema = {"anyOf": [{"type": "string", "maxLength": 2000, "minLength": 1}, {"type": "array", "maxItems": GRAMMAR_MAX_REPEAT}]}
     assert _grammar_bounds(schema) == {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "maxItems": GRAMMAR_MAX_REPEAT}]}
+
+
+@pytest.mark.slow
+def test_saved_prompt_states_change_no_reply(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Turn-taking conversations (each grows by its reply and a new user turn, as agents'
+    do) restore their own saved llama.cpp state instead of evaluating their prompt again
+    (the speed is measured in benchmarks/commons.py); the replies are those of a model
+    without the saved states."""
+    from normlab.models.local import PROMPT_CACHE_ENV, _load
+    from normlab.models.local_files import resolve_model_path
+
+    path = resolve_model_path("smollm2-135m")
+
+    def replies(llama: Any) -> list[str]:
+        conversations = [
+            [{"role": "system", "content": f"You are player {i}. " + PD_SYSTEM * 3}, {"role": "user", "content": p}]
+            for i, p in enumerate(PD_PROMPTS[:3])
+        ]
+        out = []
+        for round_ in range(2):
+            for messages in conversations:
+                reply = llama.create_chat_completion(messages=messages, max_tokens=6, temperature=0.0, seed=3)
+                text = reply["choices"][0]["message"]["content"]
+                out.append(text)
+                messages += [{"role": "assistant", "content": text}, {"role": "user", "content": PD_PROMPTS[3 + round_ % 2]}]
+        return out
+
+    monkeypatch.setenv(PROMPT_CACHE_ENV, "256")
+    cached = _load(path)
+    monkeypatch.setenv(PROMPT_CACHE_ENV, "0")
+    plain = _load(path)
+    try:
+        assert cached.cache is not None and plain.cache is None
+        with_states = replies(cached)
+        assert len(cached.cache.cache_state) >= 3  # a state per conversation at least
+        assert replies(plain) == with_states
+    finally:
+        cached.close()
+        plain.close()
