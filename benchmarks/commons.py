@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ seed: 1
 def main(months: int = 12, max_tokens: int = 64, pool: int = 100) -> dict[str, Any]:
     from llama_cpp import Llama
 
+    from normlab.models.local import DEFAULT_PROMPT_CACHE_MB, PROMPT_CACHE_ENV, llama_settings
     from normlab.runner import run_scenario
     from normlab.scenario import parse_scenario
     from normlab.store import Store
@@ -69,6 +71,7 @@ def main(months: int = 12, max_tokens: int = 64, pool: int = 100) -> dict[str, A
     answered = [c for c in calls if not c["cache_hit"] and c["error"] is None]
     prompt_evaluated = max(0, evaluated[0] - sum(c["tokens_out"] for c in answered))
     reused = max(0, sum(c["tokens_in"] for c in answered) - prompt_evaluated)
+    months_played = int(episode.metrics.get("survival_months") or 0)
     invalid = sum(1 for s in steps if any(e.get("type") == "invalid_action" for e in (s["info"] or {}).get("events", [])))
     figures = {
         "months_played": episode.metrics.get("survival_months"),
@@ -82,6 +85,11 @@ def main(months: int = 12, max_tokens: int = 64, pool: int = 100) -> dict[str, A
         "prompt_tokens_reused": reused,
         "prompt_reuse_share": round(reused / tokens_in, 3) if tokens_in else None,
         "calls_per_s": round(len(calls) / wall, 2) if wall else None,
+        # a weak model collapses the pool early: the year it would take at this pace
+        "s_per_month": round(wall / months_played, 1) if months_played else None,
+        "year_estimate_s": round(wall / months_played * months, 1) if months_played else None,
+        "llama_threads": llama_settings()["n_threads"],
+        "prompt_cache_mb": os.environ.get(PROMPT_CACHE_ENV) or DEFAULT_PROMPT_CACHE_MB,
     }
     print(json.dumps(figures, indent=2))
     return figures
