@@ -373,3 +373,27 @@ def test_local_model_plays_one_short_trust_episode(store):
         if r["action"] is None:
             assert events(r["info"], INVALID_ACTION)
     assert len(events(rows[1]["info"], "split")) == 1
+
+
+@pytest.mark.slow
+def test_local_model_plays_one_short_no_press_episode(store):
+    """The composite keep request (three integers at once) through the embedded model."""
+    agent = {"kind": "llm", "model": "local/smollm2-135m", "harness": "direct", "max_tokens": 32, "temperature": 0.7}
+    text = yaml.safe_dump(
+        {
+            "name": "no-press-local",
+            "env": {"id": "normlab/NoPressSplit-v0", "params": {"rounds": 1}},
+            "agents": {P0: agent, P1: {"kind": "scripted", "strategy": "split_fair"}},
+            "episodes": 1,
+            "seed": 1,
+        }
+    )
+    run_id = run_scenario(parse_scenario(text), store)
+    assert store.get_run(run_id).status == "finished"
+    (episode,) = store.episodes(run_id)
+    (row,) = [s for s in store.steps(episode.id) if s["agent"] == P0]
+    if row["action"] is None:
+        assert events(row["info"], INVALID_ACTION)
+    else:
+        assert set(row["action"]) == {"hats", "books", "balls"} and all(v in range(11) for v in row["action"].values())
+    assert len(events(row["info"], "split")) == 1
