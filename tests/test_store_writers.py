@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from contextlib import closing
 from datetime import datetime, timezone
 
@@ -257,6 +258,17 @@ concurrency: 4
 
 @pytest.mark.slow
 def test_two_run_processes_writing_one_store_at_once_lose_nothing(tmp_path):
+    # Whether the two runs overlap depends on how fast each process starts on a busy machine:
+    # the store's guarantees are checked every time, and the whole play is tried again (at
+    # most three times) until the two runs did write at the same time.
+    for attempt in range(3):
+        if _two_runs_at_once(tmp_path / f"attempt{attempt}"):
+            return
+    pytest.fail("the two runs never wrote at the same time in three attempts")
+
+
+def _two_runs_at_once(tmp_path: Path) -> bool:
+    tmp_path.mkdir()
     scenario = tmp_path / "big.yaml"
     scenario.write_text(BIG)
     path = tmp_path / "shared.db"  # made by whichever process gets there first
@@ -305,12 +317,12 @@ def test_two_run_processes_writing_one_store_at_once_lose_nothing(tmp_path):
         spans = conn.execute(
             "SELECT min(started_at), max(finished_at) FROM episode GROUP BY run_id"
         ).fetchall()
-    # the two runs did write at the same time
-    (start_a, end_a), (start_b, end_b) = spans
-    assert start_a < end_b and start_b < end_a
     # same scenario, same seeds: the two runs stored the same episodes, none mixed up
     first, second = per_run.values()
     assert first == second
+    # whether the two runs did write at the same time
+    (start_a, end_a), (start_b, end_b) = spans
+    return start_a < end_b and start_b < end_a
 
 
 def test_steps_with_and_without_a_phase_insert_with_named_parameters(tmp_path):
