@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from gymnasium import spaces
 
 from normlab.agents.scripted import ScriptedAgent, fit_text, register_strategy
-from normlab.requests import INVALID, Integer, Request, Text
+from normlab.requests import Integer, Request, Text
 
 _TEXTS: dict[str, Any] = {"message": "Let us each take only the sustainable amount.", "reflection": "Keep to the sustainable amount."}
 
@@ -51,7 +51,7 @@ class _Commons(ScriptedAgent):
         if isinstance(request, Text):
             key = "reflection" if request.tag == "reflection" else "message"
             return fit_text(str(self.params[key]), request)
-        return INVALID
+        return super().answer(request, observation)  # a request of another game: the generic answer
 
 
 @register_strategy

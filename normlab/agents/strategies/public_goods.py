@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from normlab.agents.scripted import ANSWER_PARAMS, ScriptedAgent, register_strategy
-from normlab.requests import INVALID, Composite, Integer, Request
+from normlab.requests import Composite, Integer, Request
 
 
 def _contributions(observation: Any) -> list[int] | None:
@@ -35,9 +35,9 @@ class _PublicGoodsStrategy(ScriptedAgent):
     def answer(self, request: Request, observation: Any) -> Any:
         if isinstance(request, Integer):
             return min(max(self.contribution(request, observation), request.low), request.high)
-        if isinstance(request, Composite):
-            return self.punishment(request, observation)
-        return INVALID
+        if isinstance(request, Composite) and all(isinstance(sub, Integer) for _, sub in request.fields):
+            return self.punishment(request, observation)  # points per other seat
+        return super().answer(request, observation)  # a request of another game: the generic answer
 
 
 @register_strategy
