@@ -6,7 +6,7 @@ tokens `Llama.eval` is handed: a prompt token not evaluated was reused. The coun
 here, around llama-cpp-python, so normlab's provider is unchanged. Target: under 10 minutes
 on a 2-core machine.
 
-    python benchmarks/commons.py                  # 12 months, max_tokens 64
+    python benchmarks/commons.py                  # 12 months, max_tokens 96 (as the govsim scenarios)
     python benchmarks/commons.py --months 2 --max-tokens 32
     python benchmarks/commons.py --pool 100000      # a weak model collapses the lake in month 1: time a full year
 """
@@ -35,7 +35,7 @@ seed: 1
 """
 
 
-def main(months: int = 12, max_tokens: int = 64, pool: int = 100) -> dict[str, Any]:
+def main(months: int = 12, max_tokens: int = 96, pool: int = 100) -> dict[str, Any]:
     from llama_cpp import Llama
 
     from normlab.models.local import DEFAULT_PROMPT_CACHE_MB, PROMPT_CACHE_ENV, llama_settings
@@ -98,7 +98,7 @@ def main(months: int = 12, max_tokens: int = 64, pool: int = 100) -> dict[str, A
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--months", type=int, default=12)
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--pool", type=int, default=100, help="a large pool (100000) keeps a weak model from collapsing it, to time all 12 months")
     args = parser.parse_args()
     main(args.months, args.max_tokens, args.pool)
