@@ -218,9 +218,24 @@ GRAMMAR_MAX_REPEAT = 256
 _REPEAT_KEYS = ("maxLength", "minLength", "maxItems", "minItems")
 
 
+#: Integer ranges up to this many values become an enum in grammars: llama-cpp-python's
+#: converter ignores `minimum` and `maximum`, so a model asked for 0 to 100 could say 198812688.
+GRAMMAR_MAX_INTEGER_CHOICES = 1024
+
+
 def _grammar_bounds(schema: Any) -> Any:
-    """A schema with the repetition bounds a grammar cannot hold left out."""
+    """A schema as a grammar can hold it: repetition bounds it cannot hold left out, small
+    integer ranges spelled out (the answer is still checked against the full schema)."""
     if isinstance(schema, dict):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if (
+            schema.get("type") == "integer"
+            and "enum" not in schema
+            and type(low) is int
+            and type(high) is int
+            and 0 <= high - low < GRAMMAR_MAX_INTEGER_CHOICES
+        ):
+            return {"enum": list(range(low, high + 1))}
         return {
             key: _grammar_bounds(value)
             for key, value in schema.items()

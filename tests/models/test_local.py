@@ -327,6 +327,29 @@ def test_grammar_bounds_keep_small_bounds_only() -> None:
     assert _grammar_bounds(schema) == {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "maxItems": GRAMMAR_MAX_REPEAT}]}
 
 
+
+def test_small_integer_ranges_become_enums_in_grammars() -> None:
+    from normlab.models.local import GRAMMAR_MAX_INTEGER_CHOICES, _grammar_bounds
+
+    assert _grammar_bounds({"type": "integer", "minimum": 3, "maximum": 6}) == {"enum": [3, 4, 5, 6]}
+    wide = {"type": "integer", "minimum": 0, "maximum": GRAMMAR_MAX_INTEGER_CHOICES}
+    assert _grammar_bounds(wide) == wide  # too many values: left to the check of the answer
+    assert _grammar_bounds({"type": "integer", "minimum": 0}) == {"type": "integer", "minimum": 0}
+    assert _grammar_bounds({"type": "number", "minimum": 0, "maximum": 5}) == {"type": "number", "minimum": 0, "maximum": 5}
+
+
+@pytest.mark.slow
+def test_integer_bounds_constrain_the_answer() -> None:
+    """A harvest of 0 to 100: the grammar holds the bound (llama-cpp-python's converter alone
+    ignores minimum and maximum, and the 135M model answered numbers such as 198812688)."""
+    schema = {"type": "object", "properties": {"action": {"type": "integer", "minimum": 0, "maximum": 100}}, "required": ["action"]}
+    response_format = {"type": "json_schema", "json_schema": {"name": "harvest", "schema": schema}}
+    for seed in range(4):
+        messages = [{"role": "system", "content": "Answer with JSON."}, *user("Name a very large number of fish to catch, in the millions.")]
+        response = complete(messages=messages, max_tokens=16, temperature=1.0, seed=seed, response_format=response_format)
+        answer = json.loads(response.choices[0].message.content)
+        assert 0 <= answer["action"] <= 100, answer
+
 @pytest.mark.slow
 def test_saved_prompt_states_change_no_reply(monkeypatch: pytest.MonkeyPatch) -> None:
     """Turn-taking conversations (each grows by its reply and a new user turn, as agents'
