@@ -47,9 +47,9 @@ _MOVE_WORDS = {"0": COOPERATE, "1": DEFECT, "cooperate": COOPERATE, "defect": DE
 _MESSAGE_CHARS = frozenset(TEXT_CHARSET)
 
 
-def _fmt(x: float) -> str:
-    """Points as a person writes them: 3 rather than 3.0, 2.5 as is."""
-    return str(int(x)) if x.is_integer() else f"{x:g}"
+def points_text(x: float) -> str:
+    """Points as a person writes them: 3 rather than 3.0, 2.5 as is (the games' shared wording)."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 #: Bounds that keep a typo from reaching numpy (rounds size arrays) or overflowing sums.
@@ -214,8 +214,8 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         # _tail[mine][theirs]: one round as seen by the player who made `mine`
         self._tail = tuple(
             tuple(
-                f"you {_PAST[m]}, the other player {_PAST[o]}; you got {_fmt(self._pay_pairs[m][o][0])}, "
-                f"they got {_fmt(self._pay_pairs[m][o][1])}."
+                f"you {_PAST[m]}, the other player {_PAST[o]}; you got {points_text(self._pay_pairs[m][o][0])}, "
+                f"they got {points_text(self._pay_pairs[m][o][1])}."
                 for o in (0, 1)
             )
             for m in (0, 1)
@@ -229,9 +229,9 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         self._intro = (
             f"You are playing an iterated Prisoner's Dilemma against another player for {rounds} "
             f"round{'s' if rounds != 1 else ''}. Each round you both choose, at the same time, to cooperate "
-            f"or to defect. Points per round: both cooperate: {_fmt(r)} each; both defect: {_fmt(p)} each; "
-            f"you defect while the other cooperates: you get {_fmt(t)}, they get {_fmt(s)}; you cooperate "
-            f"while the other defects: you get {_fmt(s)}, they get {_fmt(t)}.\n{noise_line}"
+            f"or to defect. Points per round: both cooperate: {points_text(r)} each; both defect: {points_text(p)} each; "
+            f"you defect while the other cooperates: you get {points_text(t)}, they get {points_text(s)}; you cooperate "
+            f"while the other defects: you get {points_text(s)}, they get {points_text(t)}.\n{noise_line}"
         )
         if talk:
             self._intro += (
@@ -501,7 +501,7 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
         if self._whole_points:
             totals = f"you {int(mine)}, the other player {int(theirs)}."
         else:
-            totals = f"you {_fmt(mine)}, the other player {_fmt(theirs)}."
+            totals = f"you {points_text(mine)}, the other player {points_text(theirs)}."
         if rnd >= self.rounds:
             return (
                 f"All {self.rounds} rounds have been played.\n{self._recent_header}{recent}\n"
@@ -577,9 +577,9 @@ class IteratedPrisonersDilemmaEnv(EnvBase, ParallelEnv):
             m0, m1 = int(self._own[0][col]) - 1, int(self._own[1][col]) - 1
             p0, p1 = self._pay_pairs[m0][m1]
             lines.append(
-                f"Round {r}: player_0 {_PAST[m0]} ({_fmt(p0)}), player_1 {_PAST[m1]} ({_fmt(p1)})."
+                f"Round {r}: player_0 {_PAST[m0]} ({points_text(p0)}), player_1 {_PAST[m1]} ({points_text(p1)})."
             )
-        lines.append(f"Totals: player_0 {_fmt(self._totals[0])}, player_1 {_fmt(self._totals[1])}.")
+        lines.append(f"Totals: player_0 {points_text(self._totals[0])}, player_1 {points_text(self._totals[1])}.")
         if self._talk is not None:
             said0, said1 = self._talk.messages
             lines.append(f"Last messages: player_0 said {_quoted(said0)}, player_1 said {_quoted(said1)}.")

@@ -20,6 +20,7 @@ from pettingzoo import ParallelEnv
 from pydantic import ConfigDict, Field
 
 from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, Number, Wording, step_infos
+from normlab.envs.dilemmas.prisoners_dilemma import points_text
 from normlab.envs.text import text_space
 
 STAG, HARE = 0, 1
@@ -29,10 +30,6 @@ MAX_ROUNDS = 100_000
 MAX_PLAYERS = 20
 MAX_PAYOFF = 1e9
 Payoff = Number(-MAX_PAYOFF, MAX_PAYOFF)
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 class StagHuntPayoffs(EnvParams):
@@ -104,9 +101,9 @@ class StagHuntEnv(EnvBase, ParallelEnv):
             f"round{'s' if self.rounds != 1 else ''}. Each round you all choose at the same time to hunt the stag "
             f"or a hare. The stag is caught only if {'every player hunts' if many else 'both hunt'} it; a hare is "
             f"caught alone. Points per round: you hunt the stag and so does {'everyone else' if many else 'the other'}: "
-            f"{_fmt(ss)}; you hunt the stag and {'someone' if many else 'the other'} hunts a hare: {_fmt(sh)}; you hunt "
-            f"a hare while {'every other player hunts' if many else 'the other hunts'} the stag: {_fmt(hs)}; you hunt a "
-            f"hare and {'someone else does' if many else 'so does the other'} too: {_fmt(hh)}."
+            f"{points_text(ss)}; you hunt the stag and {'someone' if many else 'the other'} hunts a hare: {points_text(sh)}; you hunt "
+            f"a hare while {'every other player hunts' if many else 'the other hunts'} the stag: {points_text(hs)}; you hunt a "
+            f"hare and {'someone else does' if many else 'so does the other'} too: {points_text(hh)}."
         )
         self._prompt = "Answer 0 to hunt the stag or 1 to hunt a hare."
         self._round = 0
@@ -198,7 +195,7 @@ class StagHuntEnv(EnvBase, ParallelEnv):
             seen = f"the other player {_PAST[others[0]]}"
         else:
             seen = f"{others.count(STAG)} of the {len(others)} other players hunted the stag"
-        totals = ", ".join(f"{'you' if a == me else a} {_fmt(v)}" for a, v in self._totals.items())
+        totals = ", ".join(f"{'you' if a == me else a} {points_text(v)}" for a, v in self._totals.items())
         line = f"Round {rnd}: you {_PAST[last[i]]}, {seen}."
         if rnd >= self.rounds:
             return f"All {self.rounds} rounds have been played.\nLast round: {line}\nFinal totals: {totals}."

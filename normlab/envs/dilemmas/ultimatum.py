@@ -24,6 +24,7 @@ from pettingzoo import ParallelEnv
 from pydantic import ConfigDict, Field
 
 from normlab.envs.base import INVALID_ACTION, EnvBase, EnvParams, Integer, OneOf, step_infos
+from normlab.envs.dilemmas.prisoners_dilemma import points_text
 from normlab.envs.text import text_space
 from normlab.requests import Choice, Request
 from normlab.requests import Integer as IntegerRequest
@@ -208,8 +209,8 @@ class UltimatumEnv(EnvBase, ParallelEnv):
             verdict = "accepted" if answer == ACCEPT else "rejected"
             self._lasts = tuple(  # type: ignore[assignment]
                 f"Round {rnd}: {'you' if a == proposer else 'the other player'} offered {offer} of {self.pie}; "
-                f"{'you' if a == responder else 'the other player'} {verdict}. You got {_fmt(mine if a == proposer else theirs)}, "
-                f"the other player got {_fmt(theirs if a == proposer else mine)}."
+                f"{'you' if a == responder else 'the other player'} {verdict}. You got {points_text(mine if a == proposer else theirs)}, "
+                f"the other player got {points_text(theirs if a == proposer else mine)}."
                 for a in _AGENTS
             )
             self._round = rnd
@@ -248,7 +249,7 @@ class UltimatumEnv(EnvBase, ParallelEnv):
         parts = [self.rules(agent)] if first else []
         if self._lasts[i]:
             parts.append(f"Last round: {self._lasts[i]}")
-            parts.append(f"Totals so far: you {_fmt(self._totals[i])}, the other player {_fmt(self._totals[1 - i])}.")
+            parts.append(f"Totals so far: you {points_text(self._totals[i])}, the other player {points_text(self._totals[1 - i])}.")
         if self._round >= self.rounds:
             parts[-1] = parts[-1].replace("Totals so far", "Final totals")
             parts.insert(0, f"All {self.rounds} rounds have been played.")
@@ -300,10 +301,6 @@ class UltimatumEnv(EnvBase, ParallelEnv):
             answer = r.get("answer", "") + (" (invalid)" if r.get("answer_invalid") else "")
             table.append([rnd, r.get("proposer", ""), offer, answer, r.get("proposer_points"), r.get("responder_points")])
         return columns, table
-
-
-def _fmt(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _read(steps: Iterable[Mapping[str, Any]]) -> tuple[dict[int, dict[str, Any]], dict[str, Any]]:
