@@ -50,16 +50,17 @@ def report(
 
     Example: [bold]normlab report 3f2a --plots plots/[/]  ·  [bold]normlab report 3f2a 9c1e --json[/]
     """
-    from normlab.grading.report import report as build
+    from normlab.grading.report import read_run, report_of
 
     with user_errors():
         db = open_store(store, create=False, read_only=True)
-        data = build(db, run_ids)
+        reads = [read_run(db, ref) for ref in run_ids]  # each run read once, for every view
+        data = report_of(reads)
         found: list[Any] = []
         if effects:
-            from normlab.grading.effects import effects as fit_effects
+            from normlab.grading.effects import effects_of
 
-            found = fit_effects(db, run_ids)
+            found = [effects_of(read) for read in reads]
         written: list[str] = []
         if plots is not None:
             from normlab.grading.report import write_plots

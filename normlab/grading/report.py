@@ -439,12 +439,13 @@ def group_row(run_id: str, group: Group) -> dict[str, Any]:
 def report(db: Any, run_refs: Sequence[str]) -> dict[str, Any]:
     """`{"runs": [...], "rows": [...]}`: per run, a row per variant (and one over all of them
     where there are several, variant `{}`)."""
-    runs: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    for ref in run_refs:
-        read = read_run(db, ref)
-        runs.append(read.run)
-        rows.extend(group_row(read.run["id"], g) for g in read.groups)
+    return report_of([read_run(db, ref) for ref in run_refs])
+
+
+def report_of(reads: Sequence[RunReport]) -> dict[str, Any]:
+    """`report` of runs already read (`read_run`), so other views of them need no second read."""
+    runs = [read.run for read in reads]
+    rows = [group_row(read.run["id"], g) for read in reads for g in read.groups]
     return {"runs": runs, "rows": rows}
 
 
